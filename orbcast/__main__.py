@@ -1,0 +1,3 @@
+from orbcast.cli import main
+
+main()
