@@ -1,0 +1,137 @@
+"""File sources: each yields records (or ids) as a stream, in constant memory.
+
+``--source csv:PATH`` (dashboard per-generation CSV export), ``--source jsonl:PATH`` (orbcast's own),
+``--source ids:PATH`` (one generation id per line, ``-`` for stdin). The OpenRouter API source lives in
+:mod:`orbcast.openrouter`. A malformed line is reported with its line number: fatal under ``--strict``
+(exit 2), otherwise skipped and counted in :class:`Problems` (the run then ends with exit 9).
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from orbcast.errors import MalformedInput, UsageError
+from orbcast.records import GenerationRecord, MalformedRecord
+
+KINDS = ("api", "csv", "jsonl", "ids")
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    kind: str  # api | csv | jsonl | ids
+    path: str | None = None
+
+    @classmethod
+    def parse(cls, text: str | None) -> SourceSpec:
+        """``api`` (default), ``csv:PATH``, ``jsonl:PATH``, ``ids:PATH`` or ``ids:-``."""
+        if not text or text == "api":
+            return cls("api")
+        kind, sep, path = text.partition(":")
+        if not sep or kind not in KINDS or kind == "api" or not path:
+            raise UsageError(
+                f"--source {text!r}: expected api, csv:PATH, jsonl:PATH or ids:PATH (ids:- for stdin)"
+            )
+        if path != "-" and not Path(path).exists():
+            raise UsageError(f"--source {text!r}: no such file {path}")
+        return cls(kind, path)
+
+
+@dataclass
+class Problems:
+    """Malformed input seen during a run. ``strict`` turns the first one into an exit-2 error."""
+
+    strict: bool = False
+    items: list[tuple[str, int, str]] = field(default_factory=list)
+    limit: int = 1000  # remembered in detail; beyond it only counted
+    count: int = 0
+
+    def report(self, path: str, line: int, reason: str) -> None:
+        if self.strict:
+            raise MalformedInput(path, line, reason)
+        self.count += 1
+        if len(self.items) < self.limit:
+            self.items.append((path, line, reason))
+
+
+@contextmanager
+def open_text(path: str) -> Iterator[IO[str]]:
+    if path == "-":
+        yield sys.stdin
+        return
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            yield fh
+    except FileNotFoundError:
+        raise UsageError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path} is a directory, not a file") from None
+
+
+def iter_jsonl(path: str, problems: Problems) -> Iterator[GenerationRecord]:
+    with open_text(path) as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                yield GenerationRecord.from_jsonl_line(line)
+            except MalformedRecord as exc:
+                problems.report(path, number, str(exc))
+
+
+def iter_csv(path: str, problems: Problems) -> Iterator[GenerationRecord]:
+    with open_text(path) as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or "generation_id" not in reader.fieldnames:
+            raise UsageError(
+                f"{path}: not a per-generation CSV export (no generation_id column in the header)",
+                hint="export it from the OpenRouter dashboard's activity page (per generation)",
+            )
+        try:
+            for row in reader:
+                number = reader.line_num
+                if None in row:
+                    problems.report(path, number, "more fields than the header has")
+                    continue
+                try:
+                    yield GenerationRecord.from_csv_row(row)
+                except MalformedRecord as exc:
+                    problems.report(path, number, str(exc))
+        except csv.Error as exc:
+            problems.report(path, reader.line_num, f"unreadable CSV ({exc})")
+
+
+def iter_ids(path: str, problems: Problems) -> Iterator[str]:
+    """Generation ids, one per line; blank lines and ``#`` comments are skipped."""
+    with open_text(path) as fh:
+        for number, line in enumerate(fh, 1):
+            text = line.strip()
+            if not text or text.startswith("#"):
+                continue
+            if any(ch.isspace() for ch in text) or len(text) > 256:
+                problems.report(path, number, f"not a generation id: {text[:60]!r}")
+                continue
+            yield text
+
+
+def sniff_kind(path: str) -> str:
+    """Guess a file's kind from its first non-blank line: csv, jsonl, otlp or ids."""
+    with open_text(path) as fh:
+        chunk = fh.read(8192)
+    head = chunk.strip()
+    if not head:
+        raise UsageError(f"{path} is empty")
+    if head.startswith("{"):
+        first = head.split("\n", 1)[0]
+        if '"resourceSpans"' in first or (first == "{" and '"resourceSpans"' in head):
+            return "otlp"
+        return "jsonl"
+    head = head.split("\n", 1)[0]
+    if head.startswith("generation_id,") or ",generation_id," in f",{head},":
+        return "csv"
+    return "ids"
