@@ -59,7 +59,9 @@ def _root(
     ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="More detail on stderr")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and data")] = False,
-    profile: Annotated[str | None, typer.Option("--profile", help="Config file profile")] = None,
+    profile: Annotated[
+        str | None, typer.Option("--profile", metavar="NAME", help="Config file profile")
+    ] = None,
 ) -> None:
     set_global(verbose=verbose, quiet=quiet, profile=profile)
 
@@ -102,7 +104,9 @@ def run(argv: list[str] | None = None) -> int:
     except OrbcastError as exc:
         ui.error(exc.message, exc.hint)
         return exc.exit_code
-    except BrokenPipeError:
+    except BrokenPipeError:  # `orbcast ... | head`: stop quietly; nothing more can reach the reader
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the exit-time flush doesn't complain either
         return ExitCode.OK
     except Exception as exc:  # the last line of defence: never a raw traceback, never a secret
         if os.environ.get("ORBCAST_DEBUG") == "1":

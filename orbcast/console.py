@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from rich.console import Console
 from rich.progress import (
@@ -28,6 +28,17 @@ def _no_color() -> bool:
     return bool(os.environ.get("NO_COLOR"))
 
 
+def _color_system() -> Literal["auto"] | None:
+    """``NO_COLOR``: no escape codes at all (rich's ``no_color`` alone still sends bold and italics)."""
+    return None if _no_color() else "auto"
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader of our output went away (``| head``): a normal end, not rich's exit 1."""
+        raise BrokenPipeError  # cli.run() ends the run with exit 0
+
+
 @dataclass
 class UI:
     """Output for one run. ``verbose`` adds detail lines; ``quiet`` keeps only errors and data."""
@@ -41,13 +52,27 @@ class UI:
     def err(self) -> Console:
         # Built lazily so that a test's captured sys.stderr is the one used.
         if self._err is None:
-            self._err = Console(stderr=True, no_color=_no_color(), highlight=False, soft_wrap=True)
+            self._err = Console(
+                stderr=True,
+                no_color=_no_color(),
+                color_system=_color_system(),
+                highlight=False,
+                soft_wrap=True,
+            )
         return self._err
 
     @property
     def out(self) -> Console:
         if self._out is None:
-            self._out = Console(no_color=_no_color(), highlight=False, soft_wrap=True)
+            # Not a terminal and no COLUMNS: rich would assume 80 columns and cut model names short.
+            wide = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200
+            self._out = _Console(
+                no_color=_no_color(),
+                color_system=_color_system(),
+                highlight=False,
+                soft_wrap=True,
+                width=wide,
+            )
         return self._out
 
     @property

@@ -201,8 +201,21 @@ class Output(StrEnum):
 
 
 def output_option(default: Output = Output.table, choices: tuple[Output, ...] | None = None) -> Any:
-    names = "|".join(c.value for c in (choices or tuple(Output)))
-    return typer.Option("--output", "-o", help=f"Output format: {names}", case_sensitive=False)
+    allowed = choices or tuple(Output)
+    names = "|".join(c.value for c in allowed)
+
+    def complete(incomplete: str) -> list[str]:
+        """Shell completion (and completions/) offers only the formats this command accepts."""
+        return [c.value for c in allowed if c.value.startswith(incomplete.lower())]
+
+    return typer.Option(
+        "--output",
+        "-o",
+        metavar="FORMAT",
+        help=f"Output format: {names}",
+        case_sensitive=False,
+        autocompletion=complete,
+    )
 
 
 def check_output(value: Output, allowed: tuple[Output, ...]) -> Output:

@@ -8,6 +8,7 @@ documented, stable contract (README: "query JSON output").
 from __future__ import annotations
 
 import csv
+import heapq
 import io
 import math
 from collections.abc import Iterable, Iterator, Sequence
@@ -23,6 +24,7 @@ GROUPINGS = {
     "user": "user",
     "session": "session",
     "api-key": "api_key",
+    "status": "status",
 }
 
 
@@ -97,27 +99,22 @@ class GroupStats:
 
 
 def summarize(key: str, rows: Iterable[GenerationRow]) -> GroupStats:
-    stats = GroupStats(key=key)
-    durations: list[float] = []
-    ttfts: list[float] = []
-    for row in rows:
-        stats.count += 1
-        stats.errors += row.status == "error"
-        durations.append(row.duration_ms)
-        if row.ttft_ms is not None:
-            ttfts.append(row.ttft_ms)
-        stats.input_tokens += row.input_tokens or 0
-        stats.output_tokens += row.output_tokens or 0
-        stats.reasoning_tokens += row.reasoning_tokens or 0
-        stats.cached_tokens += row.cached_tokens or 0
-        stats.cost_usd += row.cost_usd or 0.0
-    durations.sort()
-    ttfts.sort()
+    """Exact figures over ``rows`` (one pass per figure: list comprehensions beat one loop that
+    updates a dataclass, on 50,000 rows)."""
+    rows = rows if isinstance(rows, list) else list(rows)
+    stats = GroupStats(key=key, count=len(rows))
+    durations = sorted([r.duration_ms for r in rows])
+    ttfts = sorted([r.ttft_ms for r in rows if r.ttft_ms is not None])
+    stats.errors = sum([1 for r in rows if r.status == "error"])
+    stats.input_tokens = sum([r.input_tokens for r in rows if r.input_tokens])
+    stats.output_tokens = sum([r.output_tokens for r in rows if r.output_tokens])
+    stats.reasoning_tokens = sum([r.reasoning_tokens for r in rows if r.reasoning_tokens])
+    stats.cached_tokens = sum([r.cached_tokens for r in rows if r.cached_tokens])
+    stats.cost_usd = round(sum([r.cost_usd for r in rows if r.cost_usd]), 10)
     stats.error_rate = stats.errors / stats.count if stats.count else 0.0
     stats.p50_ms, stats.p95_ms, stats.p99_ms = (percentile(durations, q) for q in (50, 95, 99))
     stats.max_ms = durations[-1] if durations else None
     stats.ttft_p50_ms, stats.ttft_p95_ms = percentile(ttfts, 50), percentile(ttfts, 95)
-    stats.cost_usd = round(stats.cost_usd, 10)
     return stats
 
 
@@ -132,6 +129,9 @@ class Report:
     truncated: bool = False
     warnings: list[str] = field(default_factory=list)
     approximate: bool = False
+    searched: dict[str, str] = field(default_factory=dict)  # the window actually sent to Tempo
+    label: str | None = None  # the query as the header shows it (default: ``query``)
+    checks: list[dict[str, Any]] = field(default_factory=list)  # --fail-if results
 
 
 def build_report(
@@ -149,10 +149,7 @@ def build_report(
         buckets.setdefault(row.group_value(group_by), []).append(row)
     totals = summarize("total", generations)
     groups = [summarize(key, members) for key, members in buckets.items()]
-    for group in groups:
-        group.cost_share = group.cost_usd / totals.cost_usd if totals.cost_usd else 0.0
-    totals.cost_share = 1.0 if totals.cost_usd else 0.0
-    groups.sort(key=lambda g: (-g.cost_usd, -g.count, g.key))
+    share_and_sort(groups, totals)
     return Report(
         query=query,
         window=window or {},
@@ -165,32 +162,17 @@ def build_report(
     )
 
 
+def share_and_sort(groups: list[GroupStats], totals: GroupStats) -> None:
+    """Fill each group's share of the total cost; order by cost, then count, then key."""
+    for group in groups:
+        group.cost_share = group.cost_usd / totals.cost_usd if totals.cost_usd else 0.0
+    totals.cost_share = 1.0 if totals.cost_usd else 0.0
+    groups.sort(key=lambda g: (-g.cost_usd, -g.count, g.key))
+
+
 # ----------------------------------------------------------------------------- machine formats
 
-
-def generation_dict(row: GenerationRow, group_by: str) -> dict[str, Any]:
-    out = asdict(row)
-    out["group"] = row.group_value(group_by)
-    return out
-
-
-def report_json(report: Report) -> dict[str, Any]:
-    """The stable JSON contract (README: "query JSON output")."""
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "query": report.query,
-        "window": report.window,
-        "truncated": report.truncated,
-        "approximate": report.approximate,
-        "warnings": report.warnings,
-        "group_by": report.group_by,
-        "groups": [asdict(g) for g in report.groups],
-        "totals": asdict(report.totals),
-        "generations": [generation_dict(r, report.group_by) for r in report.generations],
-    }
-
-
-CSV_FIELDS = [
+GENERATION_KEYS = (
     "trace_id",
     "generation_id",
     "start",
@@ -207,8 +189,36 @@ CSV_FIELDS = [
     "user",
     "session",
     "api_key",
-    "group",
-]
+)
+
+
+def generation_dict(row: GenerationRow, group_by: str) -> dict[str, Any]:
+    """One generation of the JSON contract: the fields above, ``attrs`` and the grouping value."""
+    out: dict[str, Any] = {name: getattr(row, name) for name in GENERATION_KEYS}
+    out["attrs"] = row.attrs
+    out["group"] = row.group_value(group_by)
+    return out
+
+
+def report_json(report: Report) -> dict[str, Any]:
+    """The stable JSON contract (README: "query JSON output")."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "query": report.query,
+        "window": report.window,
+        "searched": report.searched,
+        "truncated": report.truncated,
+        "approximate": report.approximate,
+        "warnings": report.warnings,
+        "group_by": report.group_by,
+        "groups": [asdict(g) for g in report.groups],
+        "totals": asdict(report.totals),
+        "generations": [generation_dict(r, report.group_by) for r in report.generations],
+        "checks": report.checks,
+    }
+
+
+CSV_FIELDS = [*GENERATION_KEYS, "group"]
 
 
 def rows_csv(report: Report) -> Iterator[str]:
@@ -281,7 +291,7 @@ def _cost_cells(g: GroupStats) -> list[str]:
 
 
 def slowest(report: Report, n: int = 10) -> list[GenerationRow]:
-    return sorted(report.generations, key=lambda r: -r.duration_ms)[:n]
+    return heapq.nlargest(n, report.generations, key=lambda r: r.duration_ms)
 
 
 def _slow_cells(r: GenerationRow) -> list[str]:
@@ -290,15 +300,21 @@ def _slow_cells(r: GenerationRow) -> list[str]:
             fmt_cost(r.cost_usd), r.status, r.trace_id]  # fmt: skip
 
 
+_LEFT = ("model", "provider", "status", "trace id", "time")
+
+
 def _table(
     title: str, first: str, columns: Sequence[str], rows: Iterable[list[str]], total: list[str] | None
 ) -> Table:
+    """Cells wrap ("fold") when the terminal is narrow; nothing is ever cut off with an ellipsis, and a
+    trace ID always stays on one line, whole (it is meant to be copied)."""
     table = Table(title=title, title_justify="left", show_footer=False)
-    table.add_column(first)
+    table.add_column(first, overflow="fold")
     for col in columns:
-        table.add_column(
-            col, justify="right" if col not in ("model", "provider", "status", "trace id", "time") else "left"
-        )
+        if col == "trace id":
+            table.add_column(col, no_wrap=True, min_width=32, overflow="ignore")
+        else:
+            table.add_column(col, justify="left" if col in _LEFT else "right", overflow="fold")
     for cells in rows:
         table.add_row(*cells)
     if total is not None:
@@ -336,10 +352,11 @@ def tables(report: Report, slow: int = 10) -> list[Table]:
 
 def header_line(report: Report) -> str:
     window = f"{report.window.get('from', '?')} → {report.window.get('to', '?')}" if report.window else "-"
-    state = "TRUNCATED" if report.truncated else "complete"
-    kind = ", approximate" if report.approximate else ""
-    query = report.query or "(all generations)"
-    return f"window {window} · query {query} · {report.totals.count} generations matched ({state}{kind})"
+    state = "TRUNCATED: see warnings" if report.truncated else "complete"
+    kind = ", approximate: TraceQL metrics" if report.approximate else ""
+    query = report.label or report.query or "(all generations)"
+    count = f"{report.totals.count:,}" if isinstance(report.totals.count, int) else str(report.totals.count)
+    return f"window {window} · query {query} · {count} generations matched ({state}{kind})"
 
 
 def markdown(report: Report, slow: int = 10) -> str:
@@ -366,4 +383,20 @@ def markdown(report: Report, slow: int = 10) -> str:
     if slow and report.generations:
         table("Slowest generations", ["#", *SLOW_COLUMNS],
               ([str(i), *_slow_cells(r)] for i, r in enumerate(slowest(report, slow), 1)))  # fmt: skip
+    if report.checks:
+        table("Checks", ["condition", "measured", "result"], (_check_cells(c) for c in report.checks))
     return "\n".join(lines)
+
+
+def _check_cells(check: dict[str, Any]) -> list[str]:
+    return [check["condition"], check.get("measured_text", "-"), "BREACHED" if check["breached"] else "ok"]
+
+
+def checks_table(report: Report) -> Table:
+    """The ``--fail-if`` conditions with what was measured."""
+    table = Table(title="Checks (--fail-if)", title_justify="left")
+    for name in ("condition", "measured", "result"):
+        table.add_column(name, overflow="fold")
+    for check in report.checks:
+        table.add_row(*_check_cells(check), style="bold red" if check["breached"] else None)
+    return table

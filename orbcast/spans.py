@@ -8,13 +8,14 @@ protobuf encoder walks the same structure.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from orbcast.records import GenerationRecord
+from orbcast.records import MAX_DURATION_MS, GenerationRecord
 
 SERVICE_NAME = "openrouter"
 SERVICE_VERSION = "1.0.0"
@@ -93,8 +94,23 @@ def _add_str(out: list[dict[str, Any]], key: str, value: str | None) -> None:
         out.append(_s(key, value))
 
 
+def _json_text(value: Any) -> str:
+    """JSON text of a value kept verbatim from the source (which may hold ints beyond 64 bits)."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _duration_ns(ms: Any) -> int:
+    """A duration in ms as ns; 0 when missing, not a number, negative or absurdly long."""
+    if isinstance(ms, bool) or not isinstance(ms, int | float) or not 0 < ms <= MAX_DURATION_MS:
+        return 0
+    return int(ms * 1_000_000)
+
+
 def _add_content(out: list[dict[str, Any]], key: str, value: Any) -> None:
-    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    text = value if isinstance(value, str) else _json_text(value)
     if len(text) > CONTENT_LIMIT:
         out.append(_s(key, text[:CONTENT_LIMIT]))
         out.append(_b(f"{key}.truncated", True))
@@ -112,20 +128,14 @@ def resource_spans(record: GenerationRecord, options: SpanOptions | None = None)
     digest = hashlib.sha256(gen_id.encode("utf-8")).hexdigest()
     trace_id, root_id = digest[:32], digest[:16]
     start = record.start_ns
-    duration_ms = record.duration_ms
-    end = start + int(duration_ms * 1_000_000) if duration_ms and duration_ms > 0 else start
+    end = start + _duration_ns(record.duration_ms)
 
     spans = [_root_span(record, options, trace_id, root_id, start, end)]
     offset = start
     for index, attempt in enumerate(record.provider_responses or []):
         n = index + 1
-        latency = attempt.get("latency")
         a_start = offset
-        a_end = (
-            a_start + int(latency * 1_000_000)
-            if isinstance(latency, int | float) and latency > 0
-            else a_start
-        )
+        a_end = a_start + _duration_ns(attempt.get("latency"))
         a_end = min(a_end, end) if end > start else a_end
         offset = a_end
         provider = attempt.get("provider_name") or "unknown"
@@ -209,7 +219,7 @@ def _root_span(
     _add_int(a, m + "first_token_ms", record.ttft_ms)
     _add_str(a, m + "api_key_name", record.api_key_name)
     if record.provider_responses:
-        a.append(_s(m + "provider_responses", orjson.dumps(record.provider_responses).decode()))
+        a.append(_s(m + "provider_responses", _json_text(record.provider_responses)))
     g = "trace.metadata.openrouter_generation."
     _add_int(a, g + "tokens_prompt", record.tokens_prompt)
     _add_int(a, g + "tokens_completion", record.tokens_completion)

@@ -7,6 +7,7 @@ accepted forms.
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -19,6 +20,8 @@ _DURATION = re.compile(
     r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|m|min|mins|h|hr|hrs|d|day|days|w|wk|wks)\s*$", re.I
 )
 _NOW = re.compile(r"^\s*now\s*(?:([+-])\s*(.+))?$", re.I)
+# A bare duration where a time is expected means that long ago ("--to 1d"), as for --since.
+_AGO = re.compile(r"^\s*([+-]?)\s*(\d+(?:\.\d+)?\s*(?:s|secs?|m|mins?|h|hrs?|d|days?|w|wks?))\s*$", re.I)
 FORMS = (
     "a duration like 90m, 36h, 7d or 2w; an ISO 8601 time like 2026-11-20T08:00:00Z; "
     "a date like 2026-11-20; or now / now-2h"
@@ -31,7 +34,10 @@ def parse_duration(text: str) -> timedelta:
     if not match:
         raise UsageError(f"cannot read duration {text!r}: expected a number and a unit (s, m, h, d, w)")
     number, unit = float(match.group(1)), match.group(2)[0].lower()
-    return timedelta(seconds=number * _UNITS[unit])
+    try:
+        return timedelta(seconds=number * _UNITS[unit])
+    except OverflowError:
+        raise UsageError(f"duration {text.strip()!r} is too large") from None
 
 
 def parse_time(text: str, *, now: datetime | None = None, option: str = "time") -> datetime:
@@ -41,33 +47,48 @@ def parse_time(text: str, *, now: datetime | None = None, option: str = "time") 
     if not value:
         raise UsageError(f"{option}: empty value; accepted forms: {FORMS}")
     match = _NOW.match(value)
-    if match:
-        if not match.group(1):
-            return now
+    ago = None if match else _AGO.match(value)
+    if match and not match.group(1):
+        return now
+    found = match or ago
+    if found:
+        sign, amount = found.group(1) or "-", found.group(2)
         try:
-            delta = parse_duration(match.group(2))
-        except UsageError:
+            delta = parse_duration(amount)
+            return now + delta if sign == "+" else now - delta
+        except (UsageError, OverflowError):
             raise UsageError(f"{option}: cannot read {text!r}; accepted forms: {FORMS}") from None
-        return now - delta if match.group(1) == "-" else now + delta
     if re.fullmatch(r"\d{9,11}(\.\d+)?", value):  # unix seconds
         return datetime.fromtimestamp(float(value), UTC)
     try:
         parsed = dateparser.isoparse(value)
     except (ValueError, OverflowError):
         try:
-            parsed = dateparser.parse(value)
+            with warnings.catch_warnings():  # an unknown zone name would silently read as UTC
+                warnings.simplefilter("error", dateparser.UnknownTimezoneWarning)
+                parsed = dateparser.parse(value)
+        except dateparser.UnknownTimezoneWarning:
+            raise UsageError(
+                f"{option}: unknown time zone name in {text!r}; give an offset like +02:00, or Z for UTC"
+            ) from None
         except (ValueError, OverflowError, TypeError):
             raise UsageError(f"{option}: cannot read {text!r}; accepted forms: {FORMS}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # an offset of 24h or more, or a time out of range once in UTC
+        raise UsageError(f"{option}: cannot read {text!r}; accepted forms: {FORMS}") from None
 
 
 def parse_since(text: str, *, now: datetime | None = None) -> datetime:
     """``--since``: a duration back from now, or an absolute time."""
     now = now or datetime.now(UTC)
     if _DURATION.match(text or ""):
-        return now - parse_duration(text)
+        try:
+            return now - parse_duration(text)
+        except OverflowError:
+            raise UsageError(f"--since {text.strip()!r} reaches before year 1") from None
     return parse_time(text, now=now, option="--since")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +16,15 @@ from orbcast.errors import UsageError
 from orbcast.options import Output, Runtime, check_output, output_option, with_settings
 
 config_app = typer.Typer(
-    help="Show the effective settings, the config file's path, or set a value in it.",
+    help="""Show the effective settings, the config file's path, or set a value in it.
+
+    Examples:
+
+    \b
+      orbcast config show                # every setting, where it came from, secrets masked
+      orbcast config path                # where the config file is
+      orbcast config set otlp_token      # prompts without echo, writes the file with mode 0600
+    """,
     no_args_is_help=True,
 )
 
@@ -24,7 +33,7 @@ config_app = typer.Typer(
 @with_settings
 def show(
     rt: Runtime,
-    output: Annotated[Output, output_option()] = Output.table,
+    output: Annotated[Output, output_option(choices=(Output.table, Output.json))] = Output.table,
 ) -> None:
     """Print every setting, where it came from, secrets masked.
 
@@ -59,9 +68,19 @@ def path() -> None:
     typer.echo(str(config_path()))
 
 
+def _setting_names(incomplete: str) -> list[str]:
+    return [k for k in SETTINGS if k != "otlp_headers" and k.startswith(incomplete)]
+
+
 @config_app.command("set")
 def set_value(
-    key: Annotated[str, typer.Argument(help="Setting name, e.g. otlp_token (see 'orbcast config show')")],
+    key: Annotated[
+        str,
+        typer.Argument(
+            help="Setting name, e.g. otlp_token (see 'orbcast config show')",
+            autocompletion=_setting_names,
+        ),
+    ],
     value: Annotated[
         str | None, typer.Argument(help="The value; omit it to be prompted without echo (for secrets)")
     ] = None,
@@ -74,6 +93,10 @@ def set_value(
     if key not in SETTINGS or key == "otlp_headers":
         known = ", ".join(k for k in SETTINGS if k != "otlp_headers")
         raise UsageError(f"unknown setting {key!r}; settings: {known}")
+    if value is None and not sys.stdin.isatty():  # piped (echo "$TOKEN" | orbcast config set ...)
+        value = sys.stdin.readline().rstrip("\r\n")
+        if not value:
+            raise UsageError(f"no value for {key} on standard input")
     if value is None:
         value = typer.prompt(key, hide_input=key in SECRET_SETTINGS)
     target = config_path()
