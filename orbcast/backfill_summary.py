@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from rich.table import Table
@@ -117,9 +118,13 @@ def find_guidance(summary: Summary) -> dict[str, Any] | None:
     pushed = summary.finished or time.time()
     first = from_unix_nano(summary.first_ns)
     last = from_unix_nano(summary.last_ns or summary.first_ns)
-    window = summary.window or Window(first, last)
-    start = min(window.start, first)
-    query = f"orbcast query --from {iso(start)[:16]}Z --to {iso(window.end)}"
+    # whole minutes around the data: from its first start (floored) to the window end or just past its last
+    start = (min(summary.window.start, first) if summary.window else first).replace(second=0, microsecond=0)
+    end = summary.window.end if summary.window else last + timedelta(minutes=1)
+    end = end.replace(second=0, microsecond=0) + (
+        timedelta(minutes=1) if end.second or end.microsecond else timedelta()
+    )
+    query = f"orbcast query --from {iso(start)[:16]}Z --to {iso(end)[:16]}Z"
     old = summary.first_ns / 1e9 < summary.started - INGESTION_SLACK_S
     searchable_at = pushed + (BACKEND_FLUSH_S if old else 60)
     trace_id = summary.sample_trace_ids[0] if summary.sample_trace_ids else None
@@ -130,9 +135,9 @@ def find_guidance(summary: Summary) -> dict[str, Any] | None:
         )
     if old:
         notes.append(
-            f"By search from about {_hhmm(searchable_at)} (~15 min after the push, once Tempo has flushed the "
-            f"spans to its backend), and only with a window that reaches the push time ({_hhmm(pushed)}): "
-            f"{query}  (orbcast query searches up to now, so that window works)"
+            f"By search from about {_hhmm(searchable_at)} (~15 min after the push, once Tempo has flushed "
+            f"the spans to its backend), and only with a window that reaches the push time "
+            f"({_hhmm(pushed)}): {query}  (orbcast query searches up to now, so that window works)"
         )
         notes.append(
             "TraceQL metrics (orbcast query --approx, Grafana's span metrics) do not count spans that were "
@@ -263,3 +268,40 @@ def summary_table(summary: Summary) -> Table:
             "verify (trace by ID)", f"{summary.verify_found} of {summary.verify_checked} found in Tempo"
         )
     return table
+
+
+def _attr_value(value: dict[str, Any]) -> str:
+    if "stringValue" in value:
+        text = str(value["stringValue"])
+        return repr(text if len(text) <= 120 else text[:117] + "...")
+    if "intValue" in value:
+        return str(value["intValue"])
+    for key in ("doubleValue", "boolValue"):
+        if key in value:
+            return str(value[key]).lower() if key == "boolValue" else str(value[key])
+    if "arrayValue" in value:
+        return "[" + ", ".join(_attr_value(v) for v in value["arrayValue"].get("values", [])) + "]"
+    return str(value)
+
+
+def sample_lines(rs: dict[str, Any]) -> list[str]:
+    """One generation's spans, readable: name, IDs, times, status, then one attribute a line."""
+    resource = {
+        kv["key"]: _attr_value(kv.get("value") or {}) for kv in rs.get("resource", {}).get("attributes", [])
+    }
+    lines = ["resource: " + ", ".join(f"{k}={v}" for k, v in resource.items())]
+    statuses = {0: "unset", 1: "ok", 2: "error"}
+    for scope in rs.get("scopeSpans", []):
+        for span in scope.get("spans", []):
+            start, end = int(span.get("startTimeUnixNano", 0)), int(span.get("endTimeUnixNano", 0))
+            status = span.get("status") or {}
+            lines.append(
+                f"span {span.get('name')!r}  trace {span.get('traceId')}  span {span.get('spanId')}"
+                + (f"  parent {span['parentSpanId']}" if span.get("parentSpanId") else "")
+                + f"  start {iso(from_unix_nano(start))}  {(end - start) / 1e9:.3f} s"
+                + f"  status {statuses.get(status.get('code', 0), status.get('code'))}"
+                + (f" ({status['message']})" if status.get("message") else "")
+            )
+            for kv in span.get("attributes", []):
+                lines.append(f"    {kv['key']} = {_attr_value(kv.get('value') or {})}")
+    return lines

@@ -11,24 +11,17 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from queue import Empty, SimpleQueue
-from typing import IO, Any
+from typing import Any
 
-import orjson
-
+from orbcast.backfill_summary import Reservoir, Summary
+from orbcast.backfill_units import Plan, Units
 from orbcast.config import Settings
-from orbcast.errors import UsageError
-from orbcast.fetching import DEFAULT_CONCURRENCY as FETCH_CONCURRENCY
-from orbcast.fetching import FetchEvent, FetchOptions, FetchStats, iter_records
+from orbcast.errors import OrbcastError, UsageError
+from orbcast.fetching import FetchEvent, FetchStats
 from orbcast.otlp import (
-    DEFAULT_BATCH_BYTES,
-    DEFAULT_BATCH_SPANS,
-    DEFAULT_CONCURRENCY,
-    JSON,
     PROTOBUF,
     Batch,
     Batcher,
@@ -40,50 +33,13 @@ from orbcast.otlp import (
     encode_body,
     gzip_bytes,
 )
-from orbcast.otlpfile import iter_otlp_units
-from orbcast.protobuf import EncodeError, resource_spans_fragment
-from orbcast.sources import Problems, SourceSpec
-from orbcast.spanjson import resource_spans_json
-from orbcast.spans import SpanOptions, resource_spans, trace_id_for
-from orbcast.state import DONE, FAILED, INTERRUPTED, Entry, Ledger, destination_key
-from orbcast.backfill_summary import Reservoir, Summary
-from orbcast.timeparse import Window, to_unix_nano
+from orbcast.sources import Problems
+from orbcast.state import DONE, FAILED, INTERRUPTED, Ledger, destination_key
 
-EXISTING_QUERY = '{ resource.service.name = "openrouter" }'
-EXISTING_LIMIT = 100_000
 VERIFY_SAMPLE = 20
 STOP_GRACE_SECONDS = 10.0
 
-
-@dataclass
-class Plan:
-    """Everything a backfill or replay run was asked to do."""
-
-    command: str  # backfill | replay
-    inputs: list[SourceSpec]  # kinds: api, csv, jsonl, ids, otlp
-    window: Window | None
-    span_options: SpanOptions = field(default_factory=SpanOptions)
-    encoding: str = JSON
-    gzip: bool = True
-    batch_spans: int = DEFAULT_BATCH_SPANS
-    batch_bytes: int = DEFAULT_BATCH_BYTES
-    concurrency: int = DEFAULT_CONCURRENCY
-    fetch_concurrency: int = FETCH_CONCURRENCY
-    detail: str = "full"
-    with_content: bool = False
-    strict: bool = False
-    dry_run: bool = False
-    write_otlp: IO[bytes] | None = None
-    skip_existing: bool = False
-    force: bool = False
-    verify: bool = False
-
-    @property
-    def pushing(self) -> bool:
-        return not self.dry_run and self.write_otlp is None
-
-
-Unit = tuple[Entry, bytes, float | None, int | None]  # (ledger entry, fragment, cost, start ns)
+__all__ = ["Backfill", "Plan", "Summary"]
 
 
 class Backfill:
@@ -106,16 +62,25 @@ class Backfill:
         self.summary = Summary(command=plan.command, window=plan.window, encoding=plan.encoding)
         self.summary.mode = "dry-run" if plan.dry_run else "write-otlp" if plan.write_otlp else "push"
         self.problems = Problems(strict=plan.strict)
-        self.fetch_stats: list[FetchStats] = []
+        self.units = Units(settings, plan, self.summary, self.problems, on_event)
         self.stop = threading.Event()
         self.ledger: Ledger | None = None
         self.destination: str | None = None
         self.earlier: frozenset[str] = frozenset()
-        self.existing: set[str] | None = None
         self.sample = Reservoir(VERIFY_SAMPLE)
         self._pending: dict[Future[Any], Batch] = {}
         self._done: SimpleQueue[Future[Any]] = SimpleQueue()
         self._lock = threading.Lock()
+        self._closed = False
+        self.converted = 0  # units read, converted and encoded so far
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    @property
+    def fetch_stats(self) -> list[FetchStats]:
+        return self.units.fetch_stats
 
     # ------------------------------------------------------------------------- setup
 
@@ -139,105 +104,9 @@ class Backfill:
         self.destination = destination_key(str(endpoint), self.settings.otlp_user)
         self.summary.destination = self.destination
         self.ledger = Ledger(self.settings.state_dir)
-
-    def _find_existing(self) -> None:
-        from orbcast.tempo import TempoClient
-
-        window = self.plan.window
-        assert window is not None
-        # Up to now: Tempo finds spans pushed late (earlier backfills) only in windows reaching their push.
-        end = max(window.end, datetime.now(UTC))
-        with TempoClient(self.settings) as tempo:
-            self.existing = tempo.search_trace_ids(EXISTING_QUERY, window.start, end, EXISTING_LIMIT)
-            self.summary.existing_truncated = tempo.last_truncated
-        if self.summary.existing_truncated:
-            self.summary.warnings.append(
-                "Tempo's answer about existing traces was incomplete: some generations already in Tempo may "
-                "be sent again (harmless: they land on the same trace and span IDs)"
-            )
-
-    # ------------------------------------------------------------------------- skipping
-
-    def _should_skip(self, gen_id: str, trace_id: str | None = None) -> bool:
-        if self.ledger is not None and self.destination is not None and not self.plan.force:
-            run = self.ledger.sent_by(gen_id, self.destination)
-            if run is not None:
-                if run in self.earlier:
-                    self.summary.resumed += 1
-                else:
-                    self.summary.already_sent += 1
-                return True
-        if self.existing is not None and (trace_id or trace_id_for(gen_id)) in self.existing:
-            self.summary.skipped_existing += 1
-            return True
-        return False
-
-    # ------------------------------------------------------------------------- units
-
-    def _record_units(self, spec: SourceSpec) -> Iterator[Unit]:
-        plan = self.plan
-        stats = FetchStats()
-        self.fetch_stats.append(stats)
-        options = FetchOptions(
-            source=spec,
-            window=plan.window,
-            detail=plan.detail,
-            with_content=plan.with_content,
-            privacy=plan.span_options.privacy or bool(self.settings.privacy),
-            concurrency=plan.fetch_concurrency,
-            strict=plan.strict,
-            should_skip=self._should_skip,
-        )
-        span_options = plan.span_options
-        protobuf = plan.encoding == PROTOBUF
-        want_sample = plan.dry_run and self.summary.sample is None
-        for record in iter_records(self.settings, options, stats, self.problems, self.on_event):
-            if want_sample:
-                self.summary.sample = resource_spans(record, span_options)
-                want_sample = False
-            if protobuf:
-                fragment = resource_spans_fragment(resource_spans(record, span_options))
-            else:
-                fragment = resource_spans_json(record, span_options)
-            entry = Entry(record.id, trace_id_for(record.id), 1 + len(record.provider_responses or ()))
-            yield entry, fragment, record.total_cost, record.start_ns
-
-    def _otlp_units(self, spec: SourceSpec) -> Iterator[Unit]:
-        assert spec.path is not None
-        window = self.plan.window
-        low = to_unix_nano(window.start) if window else None
-        high = to_unix_nano(window.end) if window else None
-        protobuf = self.plan.encoding == PROTOBUF
-        for unit in iter_otlp_units(spec.path, self.problems):
-            self.summary.read += 1
-            if (
-                low is not None
-                and high is not None
-                and (unit.start_ns is None or not low <= unit.start_ns < high)
-            ):
-                self.summary.outside_window += 1
-                continue
-            if self._should_skip(unit.key, unit.trace_id):
-                continue
-            if self.plan.dry_run and self.summary.sample is None:
-                self.summary.sample = unit.resource_spans
-            try:
-                fragment = (
-                    resource_spans_fragment(unit.resource_spans)
-                    if protobuf
-                    else _json_fragment(unit.resource_spans)
-                )
-            except (EncodeError, TypeError, ValueError) as exc:
-                self.problems.report(spec.path, 0, f"trace {unit.trace_id}: {exc}")
-                continue
-            yield Entry(unit.key, unit.trace_id, unit.spans), fragment, unit.cost, unit.start_ns
-
-    def _units(self) -> Iterator[Unit]:
-        for spec in self.plan.inputs:
-            if spec.kind == "otlp":
-                yield from self._otlp_units(spec)
-            else:
-                yield from self._record_units(spec)
+        self.units.ledger, self.units.destination = self.ledger, self.destination
+        # nothing acknowledged yet: no lookups needed (a concurrent process's sends would only be repeated)
+        self.units.ledger_empty = not self.ledger.holds(self.destination)
 
     # ------------------------------------------------------------------------- the run
 
@@ -246,7 +115,7 @@ class Backfill:
         self.check()
         summary = self.summary
         if self.plan.skip_existing:
-            self._find_existing()
+            self.units.find_existing()
         if not self.plan.dry_run or self.settings.otlp_endpoint:
             self._open_ledger()
         pool: SenderPool | None = None
@@ -257,6 +126,7 @@ class Backfill:
                 assert self.ledger is not None and self.destination is not None
                 start = self.ledger.start_run(self.destination, self.plan.command)
                 summary.run_id, self.earlier = start.run_id, frozenset(start.earlier)
+                self.units.earlier = self.earlier
                 summary.resumed_runs = list(start.earlier)
                 exporter = OtlpExporter(
                     ExporterConfig(
@@ -291,18 +161,24 @@ class Backfill:
         batcher = Batcher(plan.batch_spans, plan.batch_bytes)
         max_pending = plan.concurrency * 2
         tick, last_tick = self.tick, 0.0
-        for counted, (entry, fragment, cost, start_ns) in enumerate(self._units(), 1):
-            self.summary.note_span_time(start_ns)
+        summary = self.summary
+        counted = 0
+        for entry, fragment, cost, start_ns in self.units:
+            counted += 1
+            if start_ns is not None and not (summary.first_ns or 0) <= start_ns <= (summary.last_ns or 0):
+                summary.note_span_time(start_ns)
             full = batcher.add(entry, fragment, cost)
             if full is not None:
                 self._dispatch(full, pool, max_pending)
             if not self._done.empty():
                 self._settle_ready()
             if tick is not None and counted & 63 == 0:
+                self.converted = counted
                 now = time.monotonic()
                 if now - last_tick >= 0.2:
                     last_tick = now
                     tick(self)
+        self.converted = counted
         last = batcher.flush()
         if last is not None:
             self._dispatch(last, pool, max_pending)
@@ -347,36 +223,38 @@ class Backfill:
             self._settle(future, strict=True)
 
     def _acknowledged(self, batch: Batch, result: ExportResult) -> None:
-        """In the sender thread, right after a 2xx: record the batch unless spans were rejected."""
-        if result.rejected_spans:
-            return  # which spans were refused is unknown: the whole batch is sent again next run
-        assert self.ledger is not None and self.destination is not None and self.summary.run_id is not None
-        self.ledger.commit(self.destination, self.summary.run_id, batch.entries)
+        """In the sender thread, right after a 2xx: ledger and summary together, so they always agree.
+
+        A partly rejected batch is not recorded (which spans were refused is unknown: the next run sends
+        it again); after the run closed nothing is recorded (the batch stays unacknowledged).
+        """
+        with self._lock:
+            if self._closed:
+                raise SendCancelled("the run has ended")
+            summary = self.summary
+            if result.rejected_spans:
+                summary.rejected_spans += result.rejected_spans
+                summary.rejected_generations += len(batch)
+                message = f"batch {batch.seq} accepted only in part: {result.rejected_spans} spans rejected"
+                summary.warnings.append(message + (f" ({result.message})" if result.message else ""))
+                return
+            assert self.ledger is not None and self.destination is not None and summary.run_id is not None
+            self.ledger.commit(self.destination, summary.run_id, batch.entries)
+            if result.message:
+                summary.warnings.append(f"the endpoint said about batch {batch.seq}: {result.message}")
+            self._account(batch, result.wire_bytes, result.raw_bytes)
+            for entry in batch.entries:
+                self.sample.add(entry.trace_id)
 
     def _settle(self, future: Future[Any], *, strict: bool) -> None:
-        """Count one finished request; ``strict`` re-raises the error that ended it."""
+        """Forget one finished request; ``strict`` re-raises the error that ended it."""
         with self._lock:
             batch = self._pending.pop(future, None)
         if batch is None or future.cancelled():
             return
         error = future.exception()
-        if error is not None:
-            if isinstance(error, SendCancelled) or not strict:
-                return
+        if error is not None and strict and not isinstance(error, SendCancelled):
             raise error
-        result: ExportResult = future.result()
-        summary = self.summary
-        if result.rejected_spans:
-            summary.rejected_spans += result.rejected_spans
-            summary.rejected_generations += len(batch)
-            message = f"batch {batch.seq} accepted only in part: {result.rejected_spans} spans rejected"
-            summary.warnings.append(message + (f" ({result.message})" if result.message else ""))
-            return
-        if result.message:
-            summary.warnings.append(f"the endpoint said about batch {batch.seq}: {result.message}")
-        self._account(batch, result.wire_bytes, result.raw_bytes)
-        for entry in batch.entries:
-            self.sample.add(entry.trace_id)
 
     def _account(self, batch: Batch, wire: int, raw: int) -> None:
         summary = self.summary
@@ -415,9 +293,11 @@ class Backfill:
 
     def _finish(self, status: str, pool: SenderPool | None, exporter: OtlpExporter | None) -> None:
         summary = self.summary
+        with self._lock:  # from here on a late acknowledgement is not recorded (and not counted)
+            self._closed = True
         summary.status = {DONE: "done", INTERRUPTED: "interrupted"}.get(status, "failed")
         summary.finished = time.time()
-        for stats in self.fetch_stats:
+        for stats in self.fetch_stats:  # the sources' own counts
             summary.read += stats.found
             summary.duplicates += stats.duplicates
             summary.outside_window += stats.outside_window
@@ -439,14 +319,23 @@ class Backfill:
             self.ledger.close()
 
     def _verify(self) -> None:
+        """Trace by ID (no start/end, so backfilled traces are found) for a sample of what was sent."""
         from orbcast.tempo import TempoClient
 
-        with TempoClient(self.settings) as tempo:
-            for trace_id in self.sample.items:
-                self.summary.verify_checked += 1
-                if tempo.trace_exists(trace_id):
-                    self.summary.verify_found += 1
-
-
-def _json_fragment(rs: dict[str, Any]) -> bytes:
-    return orjson.dumps(rs)
+        summary = self.summary
+        try:
+            with TempoClient(self.settings) as tempo:
+                for trace_id in self.sample.items:
+                    found = tempo.trace_exists(trace_id)
+                    summary.verify_checked += 1
+                    summary.verify_found += found
+        except OrbcastError as exc:
+            summary.warnings.append(f"--verify could not ask Tempo: {exc.message}")
+            return
+        missing = summary.verify_checked - summary.verify_found
+        if missing:
+            summary.warnings.append(
+                f"Tempo does not hold {missing} of the {summary.verify_checked} sampled traces; trace by ID "
+                "normally finds pushed spans at once: check that --tempo-url and --tempo-user are the stack "
+                "the OTLP endpoint writes to"
+            )

@@ -231,7 +231,7 @@ class OtlpExporter:
             where = response.headers.get("Location", "elsewhere")
             raise EndpointNotFound(
                 f"{url} answered HTTP {status} (redirect to {where})",
-                hint="use the final URL as the OTLP endpoint; orbcast does not follow redirects with your token",
+                hint="use the final URL as the OTLP endpoint (orbcast sends no token to a redirect)",
             )
         if status == 413:
             raise BatchRejected(
@@ -240,8 +240,8 @@ class OtlpExporter:
             )
         if 400 <= status < 500:
             raise BatchRejected(
-                f"the OTLP endpoint rejected batch {batch.seq} ({len(batch)} generations, {batch.spans} spans) "
-                f"with HTTP {status}{_colon(reason)}",
+                f"the OTLP endpoint rejected batch {batch.seq} ({len(batch)} generations, "
+                f"{batch.spans} spans) with HTTP {status}{_colon(reason)}",
                 hint="nothing of this batch was stored; the ledger keeps the rest, so a re-run sends only "
                 "what is missing",
             )

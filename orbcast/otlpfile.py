@@ -116,7 +116,8 @@ def split_resource_spans(rs: Mapping[str, Any]) -> tuple[list[OtlpUnit], str | N
     units = []
     for trace_id, members in by_trace.items():
         if len(by_trace) == 1:
-            unit_rs = dict(rs)
+            unit_rs = {k: v for k, v in rs.items() if k != "scope_spans"}
+            unit_rs["scopeSpans"] = scopes
         else:
             unit_rs = {k: v for k, v in rs.items() if k not in ("scopeSpans", "scope_spans")}
             unit_rs["scopeSpans"] = [

@@ -316,6 +316,7 @@ def _fields(data: bytes) -> Iterable[tuple[int, int, Any]]:
     while pos < len(data):
         key, pos = _read_varint(data, pos)
         number, wire = key >> 3, key & 7
+        value: int | bytes
         if wire == 0:
             value, pos = _read_varint(data, pos)
         elif wire == 1:

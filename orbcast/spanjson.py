@@ -148,7 +148,11 @@ def resource_spans_json(record: GenerationRecord, options: SpanOptions | None = 
         # gid is the quoted id; ":attempt-N" needs no escaping, so this equals dumps(f"{gen_id}:attempt-{n}")
         attrs = [b'%s%s:attempt-%d"}},%s,%s"%d"}}' % (_RESP_ID, gid[:-1], n, _ATTEMPT_TYPE, _A_INDEX, index)]
         status = attempt.get("status")
-        if isinstance(status, int | float) and not isinstance(status, bool) and -INT64_MAX <= status <= INT64_MAX:
+        if (
+            isinstance(status, int | float)
+            and not isinstance(status, bool)
+            and -INT64_MAX <= status <= INT64_MAX
+        ):
             attrs.append(b'%s"%d"}}' % (_A_STATUS, int(status)))
         byok = attempt.get("is_byok")
         if isinstance(byok, bool):

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from orbcast.errors import ConfigError
 
@@ -83,8 +84,9 @@ class RunStart:
     earlier: tuple[str, ...]  # earlier runs to this destination that did not finish (killed, interrupted)
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
+    """One generation (or replayed trace) of a batch: what the ledger records once it is acknowledged."""
+
     generation_id: str
     trace_id: str
     spans: int
@@ -156,6 +158,14 @@ class Ledger:
     def has(self, generation_id: str, destination: str) -> bool:
         return self.sent_by(generation_id, destination) is not None
 
+    def holds(self, destination: str) -> bool:
+        """Whether ``destination`` acknowledged anything yet."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM sent WHERE destination = ? LIMIT 1", (destination,)
+            ).fetchone()
+        return row is not None
+
     def count(self, destination: str | None = None, run_id: str | None = None) -> int:
         query, args = "SELECT count(*) FROM sent WHERE 1=1", []
         if destination is not None:
@@ -171,7 +181,8 @@ class Ledger:
         """(generation id, trace id, run id) of every acknowledged generation: for tests and tools."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT generation_id, trace_id, run_id FROM sent WHERE destination = ? ORDER BY generation_id",
+                "SELECT generation_id, trace_id, run_id FROM sent WHERE destination = ?"
+                " ORDER BY generation_id",
                 (destination,),
             ).fetchall()
         return [(str(a), str(b), str(c)) for a, b, c in rows]
@@ -193,8 +204,8 @@ class Ledger:
             try:
                 before = self._db.total_changes
                 self._db.executemany(
-                    "INSERT OR IGNORE INTO sent (destination, generation_id, trace_id, spans, run_id, acked_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT OR IGNORE INTO sent (destination, generation_id, trace_id, spans, run_id,"
+                    " acked_at) VALUES (?, ?, ?, ?, ?, ?)",
                     rows,
                 )
                 added = self._db.total_changes - before

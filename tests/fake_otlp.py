@@ -15,12 +15,17 @@ Scripted answers, consumed in order, one per request (then plain 200s again)::
 
 from __future__ import annotations
 
+import gzip
+import random
 import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -70,6 +75,9 @@ class FakeOtlp:
     invalid: list[str] = field(default_factory=list)
     spans: dict[tuple[str, str], Stored] = field(default_factory=dict)
     default: Answer = field(default_factory=Answer)
+    forward: Callable[[list[dict[str, Any]]], None] | None = (
+        None  # gets the resourceSpans of stored JSON pushes
+    )
     lock: threading.Lock = field(default_factory=threading.Lock)
     _script: list[Answer] = field(default_factory=list)
 
@@ -96,9 +104,7 @@ class FakeOtlp:
         return {trace for trace, _ in self.spans}
 
     def generation_ids(self) -> set[str]:
-        return {
-            s.resource.get("openrouter.trace.id", "") for s in self.spans.values() if not s.parent
-        } - {""}
+        return {s.resource.get("openrouter.trace.id", "") for s in self.spans.values() if not s.parent} - {""}
 
     def receipts(self) -> Counter[str]:
         """How many times each generation's root span arrived."""
@@ -132,13 +138,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
             return
         try:
-            message = parse_request(
-                body, headers.get("Content-Type", ""), headers.get("Content-Encoding")
-            )
+            message = parse_request(body, headers.get("Content-Type", ""), headers.get("Content-Encoding"))
         except Exception as exc:  # noqa: BLE001 - any decoding failure is a test failure
             with fake.lock:
                 fake.invalid.append(f"{type(exc).__name__}: {exc}")
-            self._reply(400, orjson.dumps({"code": 3, "message": f"invalid request: {exc}"}), "application/json")
+            self._reply(
+                400, orjson.dumps({"code": 3, "message": f"invalid request: {exc}"}), "application/json"
+            )
             return
         store = answer.store if answer.store is not None else 200 <= answer.status < 300
         count = 0
@@ -164,6 +170,13 @@ class _Handler(BaseHTTPRequestHandler):
                             )
         request.spans = count
         request.answer = answer.status
+        if (
+            store
+            and fake.forward is not None
+            and headers.get("Content-Type", "").startswith("application/json")
+        ):
+            raw = gzip.decompress(body) if headers.get("Content-Encoding") == "gzip" else body
+            fake.forward(orjson.loads(raw)["resourceSpans"])
         if answer.delay:
             time.sleep(answer.delay)
         if answer.body is not None:
@@ -178,7 +191,9 @@ class _Handler(BaseHTTPRequestHandler):
         extra = {"Retry-After": answer.retry_after} if answer.retry_after is not None else {}
         self._reply(answer.status, body_out, answer.content_type, extra)
 
-    def _reply(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
+    def _reply(
+        self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None
+    ) -> None:
         try:
             self.send_response(status)
             if content_type:
@@ -197,5 +212,66 @@ def start_receiver() -> FakeOtlp:
     server.daemon_threads = True
     fake = FakeOtlp(server)
     server.fake = fake  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, name="fake-otlp", daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.02,), name="fake-otlp", daemon=True).start()
     return fake
+
+
+# ----------------------------------------------------------------------------- test data
+
+
+def make_record_dicts(n: int, seed: int = 1, start: datetime | None = None) -> list[dict[str, Any]]:
+    """``n`` /generation-shaped objects with variety: nulls, fallbacks, failures, unicode, odd values."""
+    rnd = random.Random(seed)
+    base = start or datetime(2026, 11, 20, tzinfo=UTC)
+    models = ["openai/gpt-4o", "anthropic/claude-sonnet-4", "google/gemini-2.5-pro", "mistral-large", None]
+    providers = ["OpenAI", "Anthropic", "Google", "Together", "Fournisseur é"]
+    out = []
+    for i in range(n):
+        attempts: list[dict[str, Any]] = [
+            {"provider_name": rnd.choice(providers), "status": 200, "latency": rnd.randint(50, 4000)}
+        ]
+        roll = rnd.random()
+        if roll < 0.2:  # a fallback after a failed provider
+            attempts.insert(
+                0, {"provider_name": rnd.choice(providers), "status": 429, "latency": 40, "is_byok": False}
+            )
+        elif roll < 0.25:  # every provider failed
+            attempts = [{"provider_name": rnd.choice(providers), "status": 502, "latency": 10}]
+        when = base + timedelta(seconds=37 * i, microseconds=rnd.randint(0, 999_999))
+        data: dict[str, Any] = {
+            "id": f"gen-{1790000000 + i}-{seed}{rnd.getrandbits(40):010x}",
+            "created_at": when.strftime("%Y-%m-%dT%H:%M:%S.%f")[: rnd.choice([19, 23, 26])] + "Z",
+            "model": rnd.choice(models),
+            "total_cost": rnd.choice([round(rnd.random() / 50, 7), 0.0, None]),
+            "usage": round(rnd.random() / 50, 7),
+            "generation_time": rnd.choice([rnd.randint(100, 20000), None]),
+            "latency": rnd.randint(50, 3000),
+            "tokens_prompt": rnd.randint(1, 9000),
+            "tokens_completion": rnd.choice([rnd.randint(0, 3000), None]),
+            "native_tokens_prompt": rnd.randint(1, 9000),
+            "native_tokens_completion": rnd.randint(0, 3000),
+            "native_tokens_reasoning": rnd.choice([0, 120, None]),
+            "native_tokens_cached": rnd.choice([0, 512, None]),
+            "finish_reason": "error"
+            if roll < 0.25 and roll >= 0.2
+            else rnd.choice(["stop", "length", "tool_calls"]),
+            "native_finish_reason": rnd.choice(["stop", "MAX_TOKENS", None]),
+            "streamed": rnd.choice([True, False, None]),
+            "cancelled": False,
+            "is_byok": False,
+            "external_user": rnd.choice([None, f"user-{rnd.randint(1, 9)}", "ユーザー"]),
+            "session_id": rnd.choice([None, f"sess-{rnd.randint(1, 5)}"]),
+            "api_type": "completions",
+            "provider_name": attempts[-1]["provider_name"],
+            "provider_responses": attempts,
+            "origin": "",
+        }
+        if rnd.random() < 0.3:
+            data["orbcast"] = {"source": "csv", "api_key_name": rnd.choice(["prod", "dev"]), "ttft_ms": 412.7}
+        out.append(data)
+    return out
+
+
+def write_jsonl(path: Path, dicts: list[dict[str, Any]]) -> Path:
+    path.write_bytes(b"".join(orjson.dumps(d) + b"\n" for d in dicts))
+    return path

@@ -1,29 +1,18 @@
-"""``orbcast backfill`` and ``orbcast replay``: history into Grafana Cloud Traces, nothing lost, nothing twice."""
+"""``orbcast backfill`` and ``orbcast replay``: history into Grafana Cloud Traces, none lost or sent twice."""
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import sys
-import threading
-import time
-from collections.abc import Iterator
 from enum import StrEnum
-from types import FrameType
-from typing import IO, Annotated, Any
+from typing import Annotated
 
-import orjson
 import typer
-from rich.progress import Progress, TaskID
 
-from orbcast.backfill_summary import Summary, find_guidance, summary_json, summary_table
+from orbcast.backfill_ui import BackfillProgress, otlp_writer, report, sigterm_as_interrupt
 from orbcast.backfilling import Backfill, Plan
-from orbcast.console import UI
-from orbcast.errors import MalformedInput, OrbcastError, PartialFailure, UsageError
+from orbcast.errors import OrbcastError, PartialFailure, UsageError
 from orbcast.fetching import DEFAULT_CONCURRENCY as FETCH_CONCURRENCY
 from orbcast.fetching import MAX_CONCURRENCY as FETCH_MAX
-from orbcast.fetching import FetchEvent
-from orbcast.options import GENERAL, Output, Runtime, check_output, output_option, parse_kv, with_settings
+from orbcast.options import Output, Runtime, check_output, output_option, parse_kv, with_settings
 from orbcast.otlp import DEFAULT_BATCH_SPANS, DEFAULT_CONCURRENCY, JSON, MAX_CONCURRENCY, PROTOBUF
 from orbcast.otlpfile import FILE_KINDS, detect_kind
 from orbcast.sources import SourceSpec
@@ -32,11 +21,8 @@ from orbcast.timeparse import Window, resolve_window
 
 SELECT = "Selection"
 SEND = "Sending"
-PLAIN_PROGRESS_SECONDS = 10.0
-PROBLEMS_SHOWN = 10
-
-EXIT_CODES = """Exit codes: 0 done; 2 bad flag or (with --strict) malformed input; 3 no OTLP endpoint (or Tempo URL
-for --skip-existing/--verify) configured; 4 credentials refused (401/403); 5 wrong endpoint path
+EXIT_CODES = """Exit codes: 0 done; 2 bad flag or (with --strict) malformed input; 3 no OTLP endpoint (or
+Tempo URL for --skip-existing/--verify) configured; 4 credentials refused (401/403); 5 wrong endpoint path
 (404/415); 6 endpoint unavailable after retries; 9 finished, but spans were rejected (partial success or
 400), generations failed, or input lines were malformed; 130 interrupted (Ctrl-C, SIGTERM): everything
 acknowledged so far is in the ledger and a re-run sends only the rest."""
@@ -101,7 +87,7 @@ SinceOpt = Annotated[
     typer.Option(
         "--since",
         metavar="WHEN",
-        help="Window start: a duration back from now (7d) or a time",
+        help="Window start: a duration back from now (7d) or a time [default: 24h from the API; files: all]",
         rich_help_panel=SELECT,
     ),
 ]
@@ -185,78 +171,6 @@ StrictOpt = Annotated[bool, typer.Option("--strict", help="A malformed input lin
 OutputOpt = Annotated[Output, output_option(choices=(Output.table, Output.json))]
 
 
-# ----------------------------------------------------------------------------- progress
-
-
-class BackfillProgress:
-    """Fetch events and pipeline ticks as a rich progress bar on a terminal, plain lines otherwise."""
-
-    def __init__(self, ui: UI, bar: Progress | None, verb: str) -> None:
-        self.ui = ui
-        self.bar = bar
-        self.verb = verb
-        self.last = time.monotonic()
-        self.tasks: dict[str, TaskID] = {}
-        if bar is not None:
-            self.tasks["read"] = bar.add_task("read", total=None, detail="")
-            self.tasks["sent"] = bar.add_task(verb, total=None, detail="")
-
-    def event(self, event: FetchEvent) -> None:
-        if event.kind == "estimate":
-            self.ui.info(event.message)
-        elif event.kind == "warning":
-            self.ui.warn(event.message)
-        elif event.kind == "failed":
-            self.ui.detail(f"could not fetch {event.message}")
-        elif event.kind == "info":
-            self.ui.detail(event.message)
-
-    def retry(self, message: str) -> None:
-        self.ui.detail(f"retrying {message}")
-
-    def tick(self, run: Backfill) -> None:
-        summary = run.summary
-        stats = run.fetch_stats[-1] if run.fetch_stats else None
-        read = summary.read + sum(s.found for s in run.fetch_stats)
-        expected = stats.expected if stats is not None else None
-        skipped = summary.already_sent + summary.resumed + summary.skipped_existing
-        if self.bar is not None:
-            self.bar.update(self.tasks["read"], completed=read, total=expected, detail=f"skipped {skipped:,}")
-            self.bar.update(
-                self.tasks["sent"],
-                completed=summary.generations,
-                total=(expected - skipped) if expected else None,
-                detail=f"{summary.spans:,} spans · {summary.retries} retried · {summary.rate:,.0f}/s",
-            )
-            return
-        now = time.monotonic()
-        if now - self.last >= PLAIN_PROGRESS_SECONDS:
-            self.last = now
-            total = f"/{expected:,}" if expected else ""
-            self.ui.info(
-                f"{summary.command}: read {read:,}{total}, {self.verb} {summary.generations:,} "
-                f"({summary.spans:,} spans), skipped {skipped:,}, {summary.retries} retried, "
-                f"{summary.rate:,.0f}/s"
-            )
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops a run like Ctrl-C does (clean stop, exit 130)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 # ----------------------------------------------------------------------------- shared driver
 
 
@@ -269,23 +183,6 @@ def _check_numbers(batch_spans: int, concurrency: int, fetch_concurrency: int) -
         raise UsageError(f"--fetch-concurrency {fetch_concurrency}: expected 1 to {FETCH_MAX}")
 
 
-@contextlib.contextmanager
-def _otlp_writer(path: str | None) -> Iterator[IO[bytes] | None]:
-    if path is None:
-        yield None
-        return
-    if path == "-":
-        yield sys.stdout.buffer
-        sys.stdout.flush()
-        return
-    try:
-        fh = open(path, "wb")  # noqa: SIM115 - closed below
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
-    with fh:
-        yield fh
-
-
 def _execute(rt: Runtime, plan: Plan, output: Output, write_path: str | None) -> None:
     ui = rt.ui
     check_output(output, (Output.table, Output.json))
@@ -294,7 +191,7 @@ def _execute(rt: Runtime, plan: Plan, output: Output, write_path: str | None) ->
     verb = "checked" if plan.dry_run else "written" if write_path else "sent"
     ended: BaseException | None = None
     run: Backfill | None = None
-    with _otlp_writer(write_path) as writer, _sigterm_as_interrupt():
+    with otlp_writer(write_path) as writer, sigterm_as_interrupt():
         plan.write_otlp = writer
         try:
             with ui.progress() as bar:
@@ -306,14 +203,27 @@ def _execute(rt: Runtime, plan: Plan, output: Output, write_path: str | None) ->
                 progress.tick(run)
         except (OrbcastError, KeyboardInterrupt) as exc:
             ended = exc
-            if run is None or (isinstance(exc, UsageError | MalformedInput) and run.summary.read == 0):
-                raise
+            if run is None or (isinstance(exc, OrbcastError) and run.summary.read == 0):
+                raise  # nothing was read: a summary of zeros would only hide the message
         if run is None:  # pragma: no cover - run() raised before the object existed
             return
         summary = run.summary
-        _report(ui, summary, output, to_stderr=write_path == "-", problems=run.problems.items)
+        report(
+            ui,
+            summary,
+            output,
+            to_stderr=write_path == "-",
+            problems=run.problems.items,
+            shown=progress.shown,
+        )
     if ended is not None:
-        if isinstance(ended, OrbcastError) and summary.generations:
+        if isinstance(ended, KeyboardInterrupt):
+            # typer turns KeyboardInterrupt into a silent exit 130: say it here
+            ui.error(
+                f"interrupted: {summary.generations:,} generations acknowledged are in the ledger; "
+                "run the same command again to send the rest"
+            )
+        elif isinstance(ended, OrbcastError) and summary.generations:
             ui.info(
                 f"{summary.generations:,} generations were acknowledged before this and are in the ledger; "
                 "a re-run sends only the rest"
@@ -331,35 +241,6 @@ def _execute(rt: Runtime, plan: Plan, output: Output, write_path: str | None) ->
             "; ".join(parts) + "; everything else was sent",
             hint="rejected and failed generations are not in the ledger: a re-run tries them again",
         )
-
-
-def _report(ui: UI, summary: Summary, output: Output, *, to_stderr: bool, problems: list[Any]) -> None:
-    for path, line, reason in problems[:PROBLEMS_SHOWN]:
-        ui.warn(f"{path}:{line}: {reason} (skipped)")
-    if len(problems) > PROBLEMS_SHOWN:
-        ui.warn(f"… and {summary.malformed - PROBLEMS_SHOWN} more malformed lines")
-    for warning in summary.warnings[:PROBLEMS_SHOWN]:
-        ui.warn(warning)
-    if output == Output.json:
-        ui.data(orjson.dumps(summary_json(summary), option=orjson.OPT_INDENT_2).decode())
-        return
-    if to_stderr:
-        ui.rich(summary_table(summary))
-    else:
-        ui.table(summary_table(summary))
-    if summary.mode == "dry-run" and summary.sample is not None:
-        ui.info("a sample of what would be sent (one generation's resourceSpans):")
-        text = orjson.dumps(summary.sample, option=orjson.OPT_INDENT_2).decode()
-        ui.rich(text) if to_stderr else ui.data(text)
-    if summary.resumed:
-        ui.info(
-            f"resumed: {summary.resumed:,} generations acknowledged by an interrupted earlier run were not sent again"
-        )
-    guidance = find_guidance(summary)
-    if guidance:
-        ui.info("finding the data in Tempo:")
-        for note in guidance["notes"]:
-            ui.info(f"  - {note}")
 
 
 def _window(since: str | None, from_: str | None, to: str | None, *, default: str | None) -> Window | None:
