@@ -14,7 +14,7 @@ import typer
 
 from orbcast import __version__
 from orbcast.config import redact
-from orbcast.console import UI
+from orbcast.console import UI, interrupt_explained
 from orbcast.errors import ExitCode, OrbcastError
 from orbcast.options import set_global
 
@@ -86,7 +86,10 @@ def run(argv: list[str] | None = None) -> int:
     ui = UI()
     try:
         result = app(args=argv, prog_name="orbcast", standalone_mode=False)
-        return int(result) if isinstance(result, int) else ExitCode.OK
+        code = int(result) if isinstance(result, int) else ExitCode.OK
+        if code == ExitCode.INTERRUPTED and not interrupt_explained():  # Ctrl-C, translated by typer
+            ui.error("interrupted")
+        return code
     except typer.Exit as exc:
         return exc.exit_code
     except (typer.Abort, KeyboardInterrupt):

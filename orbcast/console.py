@@ -23,6 +23,18 @@ from rich.progress import (
 
 from orbcast.config import redact
 
+_interrupt_explained = False
+
+
+def explain_interrupt() -> None:
+    """A command that printed its own Ctrl-C message calls this, so the CLI does not repeat it."""
+    global _interrupt_explained
+    _interrupt_explained = True
+
+
+def interrupt_explained() -> bool:
+    return _interrupt_explained
+
 
 def _no_color() -> bool:
     return bool(os.environ.get("NO_COLOR"))

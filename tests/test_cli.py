@@ -211,3 +211,37 @@ def test_a_reader_that_stops_early_is_a_normal_end(tmp_path: Path, output: str) 
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0, err
     assert "Traceback" not in err and "Exception ignored" not in err and "error" not in err
+
+
+def test_ctrl_c_during_a_request_is_exit_130_with_one_line(tmp_path: Path) -> None:
+    """A command that does not handle Ctrl-C itself still ends with 'interrupted' and exit 130."""
+    import signal
+    import socket
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)  # accepts connections, never answers: the request hangs until Ctrl-C
+    port = listener.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORBCAST_", "OTEL_", "OPENROUTER_"))}
+    env.update(ORBCAST_CONFIG=str(tmp_path / "none.toml"), ORBCAST_STATE_DIR=str(tmp_path / "state"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orbcast", "query", "--tempo-url", f"http://127.0.0.1:{port}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        conn, _ = listener.accept()  # the request has started
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        listener.close()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert "Traceback" not in err
+    assert [line for line in err.splitlines() if line.startswith("error:")] == ["error: interrupted"]
+    conn.close()

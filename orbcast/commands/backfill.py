@@ -9,6 +9,7 @@ import typer
 
 from orbcast.backfill_ui import BackfillProgress, otlp_writer, report, sigterm_as_interrupt
 from orbcast.backfilling import Backfill, Plan
+from orbcast.console import explain_interrupt
 from orbcast.errors import OrbcastError, PartialFailure, UsageError
 from orbcast.fetching import DEFAULT_CONCURRENCY as FETCH_CONCURRENCY
 from orbcast.fetching import MAX_CONCURRENCY as FETCH_MAX
@@ -223,6 +224,7 @@ def _execute(rt: Runtime, plan: Plan, output: Output, write_path: str | None) ->
                 f"interrupted: {summary.generations:,} generations acknowledged are in the ledger; "
                 "run the same command again to send the rest"
             )
+            explain_interrupt()
         elif isinstance(ended, OrbcastError) and summary.generations:
             ui.info(
                 f"{summary.generations:,} generations were acknowledged before this and are in the ledger; "

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.progress import Progress, TaskID
 
-from orbcast.console import UI
+from orbcast.console import UI, explain_interrupt
 from orbcast.errors import OrbcastError, PartialFailure, UsageError
 from orbcast.fetching import (
     DEFAULT_CONCURRENCY,
@@ -350,6 +350,7 @@ def fetch(
         if isinstance(ended, KeyboardInterrupt):
             again = "re-run the same command to resume" if path else "use -o FILE to make a fetch resumable"
             ui.warn(f"interrupted: {stats.fetched:,} records written to {target}; {again}")
+            explain_interrupt()
     if stats.incomplete:
         parts = []
         hints = []
