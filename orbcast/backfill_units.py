@@ -23,7 +23,7 @@ from orbcast.otlp import DEFAULT_BATCH_BYTES, DEFAULT_BATCH_SPANS, DEFAULT_CONCU
 from orbcast.otlpfile import iter_otlp_units
 from orbcast.protobuf import EncodeError, resource_spans_fragment
 from orbcast.sources import Problems, SourceSpec
-from orbcast.spanjson import resource_spans_json
+from orbcast.spanjson import resource_spans_json_traced
 from orbcast.spans import SpanOptions, resource_spans, trace_id_for
 from orbcast.state import Entry, Ledger
 from orbcast.timeparse import Window, to_unix_nano
@@ -101,6 +101,11 @@ class Units:
                 "be sent again (harmless: they land on the same trace and span IDs)"
             )
 
+    def _may_skip(self) -> bool:
+        """Whether :meth:`should_skip` can say yes at all this run (else no call per record)."""
+        ledger = self.ledger is not None and self.destination is not None
+        return (ledger and not (self.plan.force or self.ledger_empty)) or self.existing is not None
+
     def should_skip(self, gen_id: str, trace_id: str | None = None) -> bool:
         """Already acknowledged by this destination (ledger) or already in Tempo (--skip-existing)."""
         if (
@@ -132,7 +137,7 @@ class Units:
             privacy=plan.span_options.privacy or bool(self.settings.privacy),
             concurrency=plan.fetch_concurrency,
             strict=plan.strict,
-            should_skip=self.should_skip,
+            should_skip=self.should_skip if self._may_skip() else None,
         )
         span_options = plan.span_options
         protobuf = plan.encoding == PROTOBUF
@@ -145,9 +150,10 @@ class Units:
                 want_sample = False
             if protobuf:
                 fragment = resource_spans_fragment(resource_spans(record, span_options))
+                trace_id = trace_id_for(record.id)
             else:
-                fragment = resource_spans_json(record, span_options)
-            entry = Entry(record.id, trace_id_for(record.id), 1 + len(record.provider_responses or ()))
+                fragment, trace_id = resource_spans_json_traced(record, span_options)
+            entry = Entry(record.id, trace_id, 1 + len(record.provider_responses or ()))
             yield entry, fragment, record.total_cost, record.start_ns
 
     def _otlp_units(self, spec: SourceSpec) -> Iterator[Unit]:

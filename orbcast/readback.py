@@ -11,11 +11,13 @@ or combined pipelines so no ``select()`` could be added) is read by trace ID, up
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 from orbcast.report import GenerationRow
@@ -44,7 +46,11 @@ def iso_ns(ns: int) -> str:
         if len(_MINUTES) > 200_000:
             _MINUTES.clear()
         prefix = _MINUTES[minute] = time.strftime("%Y-%m-%dT%H:%M:", time.gmtime(minute * 60))
-    return f"{prefix}{second:02d}.{rest // 1_000_000:03d}Z"
+    return prefix + _SECONDS[second] + _MILLIS[rest // 1_000_000]
+
+
+_SECONDS = tuple(f"{n:02d}." for n in range(60))
+_MILLIS = tuple(f"{n:03d}Z" for n in range(1000))
 
 
 # attribute (as Tempo returns it, unscoped) -> GenerationRow field
@@ -130,7 +136,20 @@ _SLOTS = {name: n for n, name in enumerate(
      "output_tokens", "reasoning_tokens", "cached_tokens", "cost_usd", "status", "user", "session", "api_key")
 )}  # fmt: skip
 _KEY_SLOTS = {key: _SLOTS[name] for key, name in _FIELDS.items() if name}
-_INT_SLOTS = (7, 8, 9, 10)
+
+
+def _as_int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _as_float(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _search_row(trace_id: str, start_ns: int, duration_ns: int, attributes: Any, stats: Any) -> GenerationRow:
@@ -139,52 +158,58 @@ def _search_row(trace_id: str, start_ns: int, duration_ns: int, attributes: Any,
     Each ``value`` is a one-key object (``{"intValue": "157"}``); its only value is taken as is and
     converted by the field it lands in (int64 arrive as strings).
     """
-    args: list[Any] = [trace_id, None, None, None, None, duration_ns / 1e6]
-    args += (None, None, None, None, None, None, None, None, None, None)
+    args: list[Any] = [None] * 16
     extra: dict[str, Any] = {}
-    slot_of = _KEY_SLOTS.get
+    slots = _KEY_SLOTS
     try:
         for item in attributes or ():
             key = item["key"]
-            slot = slot_of(key)
-            if slot is not None:
-                (args[slot],) = item["value"].values()
+            if key in slots:  # (no method call: cheaper than slots.get on 500,000 attributes)
+                (args[slots[key]],) = item["value"].values()
             elif key != "name":
-                extra[key] = any_value(item["value"])
+                value = item["value"]
+                extra[key] = value["stringValue"] if "stringValue" in value else any_value(value)
     except (KeyError, TypeError, ValueError, AttributeError):  # not Tempo's shape: the careful way
+        args = [None] * 16
         known, extra = split_values(
             (a.get("key"), any_value(a.get("value"))) for a in attributes if isinstance(a, dict)
         )
         for name, value in known.items():
             args[_SLOTS[name]] = value
-    for slot in _INT_SLOTS:
-        value = args[slot]
-        if value is not None:
-            try:
-                args[slot] = int(value)
-            except (TypeError, ValueError):
-                args[slot] = None
-    for slot in (6, 11):  # time to first token, cost
-        value = args[slot]
-        if value is not None:
-            try:
-                args[slot] = float(value)
-            except (TypeError, ValueError):
-                args[slot] = None
-    args[2] = iso_ns(start_ns)
-    if args[1] is None:
-        args[1] = extra.get("openrouter.trace.id")
-    if args[3] is None:
-        args[3] = extra.get("gen_ai.response.model")
-    status = _status(args[12])
+    _, gen_id, _, model, provider, _, ttft, tin, tout, reasoning, cached, cost, status, user, session, kn = (
+        args
+    )  # fmt: skip
+    try:
+        if tin is not None:
+            tin = int(tin)
+        if tout is not None:
+            tout = int(tout)
+        if reasoning is not None:
+            reasoning = int(reasoning)
+        if cached is not None:
+            cached = int(cached)
+        if ttft is not None:
+            ttft = float(ttft)
+        if cost is not None:
+            cost = float(cost)
+    except (TypeError, ValueError):  # one unreadable figure: convert each on its own
+        tin, tout, reasoning, cached = (_as_int(v) if v is not None else None for v in args[7:11])
+        ttft, cost = (_as_float(v) if v is not None else None for v in (args[6], args[11]))
+    if gen_id is None:
+        gen_id = extra.get("openrouter.trace.id")
+    if model is None:
+        model = extra.get("gen_ai.response.model")
+    if status != "ok":
+        status = _status(status)
     if status is None:  # the status was not selected (--raw): the trace's error count stands in
         errors = isinstance(stats, dict) and any(
             isinstance(s, dict) and s.get("errorCount") for s in stats.values()
         )
         status = "error" if errors else "ok"
-    args[12] = status
-    args.append(extra)
-    return GenerationRow(*args)
+    return GenerationRow(
+        trace_id, gen_id, iso_ns(start_ns), model, provider, duration_ns / 1e6, ttft, tin, tout, reasoning,
+        cached, cost, status, user, session, kn, extra,
+    )  # fmt: skip
 
 
 # One trace of a search answer: (trace ID, start in unix ns, its row, or None when the generation span
@@ -215,10 +240,22 @@ def _generation_span(trace: dict[str, Any], trace_id: str) -> dict[str, Any] | N
     return by_id or by_model
 
 
+_SEARCH_ID = re.compile(r"[0-9a-f]{1,32}").fullmatch
+
+
 def convert_trace(trace: dict[str, Any], tally: Tally) -> Hit | None:
     """A search trace -> :class:`Hit`; ``None`` (counted) for traces that are not OpenRouter generations."""
-    trace_id = pad_trace_id(str(trace.get("traceID") or "0"))
-    span = _generation_span(trace, trace_id)
+    raw = trace.get("traceID")
+    # quick for an ID as search writes it (lowercase hex, leading zeros trimmed), else validated
+    trace_id = (
+        raw.rjust(32, "0") if isinstance(raw, str) and _SEARCH_ID(raw) else pad_trace_id(str(raw or "0"))
+    )
+    try:  # usually the first span of the first spanset (the query names it); else look at them all
+        span = trace["spanSets"][0]["spans"][0]
+        if span["name"] != ROOT_SPAN_NAME:
+            span = _generation_span(trace, trace_id)
+    except (KeyError, IndexError, TypeError):
+        span = _generation_span(trace, trace_id)
     if span is None:
         if trace.get("rootServiceName") not in (SERVICE, None) and "not yet received" not in str(
             trace.get("rootServiceName")
@@ -226,11 +263,12 @@ def convert_trace(trace: dict[str, Any], tally: Tally) -> Hit | None:
             tally.not_generations += 1
             return None
         return (trace_id, nanos(trace.get("startTimeUnixNano")), None)
-    start = nanos(span.get("startTimeUnixNano")) or nanos(trace.get("startTimeUnixNano"))
-    attributes = span.get("attributes")
-    row = _search_row(
-        trace_id, start, nanos(span.get("durationNanos")), attributes, trace.get("serviceStats")
-    )
+    try:
+        start, duration = int(span["startTimeUnixNano"]), int(span["durationNanos"])
+    except (KeyError, TypeError, ValueError):
+        start, duration = nanos(span.get("startTimeUnixNano")), nanos(span.get("durationNanos"))
+    start = start or nanos(trace.get("startTimeUnixNano"))
+    row = _search_row(trace_id, start, duration, span.get("attributes"), trace.get("serviceStats"))
     return (trace_id, start, row)
 
 
@@ -276,7 +314,7 @@ def read_generations(
         limit=limit,
         spss=SPSS,
         convert=lambda trace: convert_trace(trace, tally),
-        key=lambda hit: hit[0],
+        key=itemgetter(0),
         keep_before=window.end,
         on_page=on_page,
     )

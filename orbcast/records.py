@@ -123,6 +123,19 @@ _TIME = re.compile(
 _MAX_NANOS = 2**63 - 1  # 2262-04-11: the last instant int64 nanoseconds can hold
 
 
+_EPOCH_DAYS: dict[str, int] = {}  # "YYYY-MM-DD" -> days since 1970-01-01: a history spans few dates
+_EPOCH_ORDINAL = datetime(1970, 1, 1).toordinal()
+
+
+def _epoch_days(date: str) -> int:
+    """Days since the epoch of a valid ``YYYY-MM-DD`` (ValueError otherwise), remembered."""
+    days = datetime(int(date[:4]), int(date[5:7]), int(date[8:10])).toordinal() - _EPOCH_ORDINAL
+    if len(_EPOCH_DAYS) >= 100_000:
+        _EPOCH_DAYS.clear()
+    _EPOCH_DAYS[date] = days
+    return days
+
+
 def parse_created_at(value: Any) -> int:
     """``created_at`` in any observed shape (0-9 fractional digits, ``Z``, ``+00:00``, none) -> unix ns."""
     nanos = _created_at_nanos(value)
@@ -138,11 +151,16 @@ def _created_at_nanos(value: Any) -> int:
     match = _TIME.match(text)
     try:
         if match:
-            year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
-            frac = (match.group(7) or "").ljust(9, "0")
-            tz = match.group(8)
-            base = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
-            nanos = to_unix_nano(base) + int(frac or 0)
+            _, _, _, hour, minute, second, frac, tz = match.groups()
+            days = _EPOCH_DAYS.get(text[:10])  # the regex matched: the text starts with YYYY-MM-DD
+            if days is None:
+                days = _epoch_days(text[:10])
+            hours, minutes, seconds = int(hour), int(minute), int(second)
+            if hours > 23 or minutes > 59 or seconds > 59:  # what datetime() refuses
+                raise ValueError("time out of range")
+            nanos = (((days * 24 + hours) * 60 + minutes) * 60 + seconds) * 1_000_000_000
+            if frac:
+                nanos += int(frac.ljust(9, "0"))
             if tz and tz != "Z":
                 sign = 1 if tz[0] == "+" else -1
                 digits = tz[1:].replace(":", "")
@@ -208,6 +226,48 @@ API_FIELDS: dict[str, Callable[[Any], Any]] = {
     "response_cache_source_id": _str,
 }
 _KNOWN = frozenset(API_FIELDS) | {"id", "created_at", "orbcast"}
+
+# The backfill hot path converts ~44 fields a record. Calling each converter costs more than the rest of
+# the parse, and nearly every value already has its field's type (orbcast's own JSONL always does), so
+# _build, generated from API_FIELDS below, keeps such a value as it is and calls the converter for the rest
+# only. Each shortcut returns exactly what its converter would (tests/test_records.py checks this).
+_SHORTCUTS: dict[Callable[[Any], Any], str] = {
+    _str: "v is None or type(v) is str",
+    _bool: "v is None or type(v) is bool",
+    _int: "v is None or (type(v) is int and -_INT64_MAX - 1 <= v <= _INT64_MAX)",
+    _float: "v is None or (type(v) is float and -_INF < v < _INF)",
+}
+
+
+def _make_builder(record_fields: tuple[Any, ...]) -> Callable[..., Any]:
+    """``_build(cls, data, gen_id, created, start_ns, source, extra)``: the record, every argument positional
+    (matching ~50 keywords costs more than the call)."""
+    lines = ["def _build(cls, data, gen_id, created, start_ns, source, extra):", "    get = data.get"]
+    namespace: dict[str, Any] = {"_INT64_MAX": _INT64_MAX, "_INF": float("inf")}
+    given = {
+        "id": "gen_id",
+        "created_at": "created",
+        "start_ns": "start_ns",
+        "source": "source",
+        "extra": "extra",
+    }
+    args = []
+    for f in record_fields:
+        if f.name in given:
+            args.append(given[f.name])
+        elif f.name in API_FIELDS:
+            conv = API_FIELDS[f.name]
+            namespace[f"_c_{f.name}"] = conv
+            keep = _SHORTCUTS.get(conv, "v is None")
+            lines.append(f"    v = get({f.name!r}); {f.name} = v if {keep} else _c_{f.name}(v)")
+            args.append(f.name)
+        else:  # orbcast's own fields: their defaults (immutable ones), set by from_api afterwards if given
+            namespace[f"_d_{f.name}"] = f.default
+            args.append(f"_d_{f.name}")
+    lines.append(f"    return cls({', '.join(args)})")
+    exec("\n".join(lines), namespace)  # noqa: S102 - code built above from this module's own table
+    builder: Callable[..., Any] = namespace["_build"]
+    return builder
 
 
 @dataclass(slots=True)
@@ -306,23 +366,17 @@ class GenerationRecord:
     @classmethod
     def from_api(cls, data: Any, *, source: str = "api") -> GenerationRecord:
         """From a ``/generation`` ``data`` object (or a JSONL line of orbcast's)."""
-        if not isinstance(data, Mapping):
+        if type(data) is not dict and not isinstance(data, Mapping):
             raise MalformedRecord(f"expected a JSON object, got {type(data).__name__}")
         gen_id = data.get("id")
         if not isinstance(gen_id, str) or not gen_id.strip():
             raise MalformedRecord("the record has no generation id ('id')")
         created = data.get("created_at")
         start_ns = parse_created_at(created)
-        # Nulls are skipped (every converter maps None to None, every field defaults to None): ~3 us a record
-        # less on the backfill hot path, where /generation objects carry a dozen nulls each.
-        kwargs: dict[str, Any] = {
-            name: conv(value) for name, conv in API_FIELDS.items() if (value := data.get(name)) is not None
-        }
-        extra = {k: v for k, v in data.items() if k not in _KNOWN}
-        record = cls(id=gen_id.strip(), created_at=str(created), start_ns=start_ns, source=source, **kwargs)
-        record.extra = extra
+        extra = {} if _KNOWN.issuperset(data) else {k: v for k, v in data.items() if k not in _KNOWN}
+        record: GenerationRecord = _build(cls, data, gen_id.strip(), str(created), start_ns, source, extra)
         own = data.get("orbcast")
-        if isinstance(own, Mapping):
+        if own and (type(own) is dict or isinstance(own, Mapping)):  # an empty one changes nothing
             record.api_key_name = _str(own.get("api_key_name"))
             record.ttft_ms = _float(own.get("ttft_ms"))
             record.app_name = _str(own.get("app_name"))
@@ -457,3 +511,4 @@ _CSV_MAPPED = frozenset(
     }
 )
 RECORD_FIELDS = tuple(f.name for f in fields(GenerationRecord))
+_build = _make_builder(fields(GenerationRecord))

@@ -99,9 +99,13 @@ class GroupStats:
 
 
 def summarize(key: str, rows: Iterable[GenerationRow]) -> GroupStats:
-    """Exact figures over ``rows`` (one pass per figure: list comprehensions beat one loop that
-    updates a dataclass, on 50,000 rows)."""
-    rows = rows if isinstance(rows, list) else list(rows)
+    """Exact figures over ``rows``."""
+    return _summarize(key, rows if isinstance(rows, list) else list(rows))[0]
+
+
+def _summarize(key: str, rows: list[GenerationRow]) -> tuple[GroupStats, list[float], list[float]]:
+    """The figures, the sorted durations and the sorted times to first token (one pass per figure:
+    list comprehensions beat one loop that updates a dataclass, on 50,000 rows)."""
     stats = GroupStats(key=key, count=len(rows))
     durations = sorted([r.duration_ms for r in rows])
     ttfts = sorted([r.ttft_ms for r in rows if r.ttft_ms is not None])
@@ -110,11 +114,35 @@ def summarize(key: str, rows: Iterable[GenerationRow]) -> GroupStats:
     stats.output_tokens = sum([r.output_tokens for r in rows if r.output_tokens])
     stats.reasoning_tokens = sum([r.reasoning_tokens for r in rows if r.reasoning_tokens])
     stats.cached_tokens = sum([r.cached_tokens for r in rows if r.cached_tokens])
+    _finish(stats, rows, durations, ttfts)
+    return stats, durations, ttfts
+
+
+def _finish(stats: GroupStats, rows: list[GenerationRow], durations: list[float], ttfts: list[float]) -> None:
+    """Cost (summed over ``rows`` in their order), error rate and percentiles (of the sorted lists)."""
     stats.cost_usd = round(sum([r.cost_usd for r in rows if r.cost_usd]), 10)
     stats.error_rate = stats.errors / stats.count if stats.count else 0.0
     stats.p50_ms, stats.p95_ms, stats.p99_ms = (percentile(durations, q) for q in (50, 95, 99))
     stats.max_ms = durations[-1] if durations else None
     stats.ttft_p50_ms, stats.ttft_p95_ms = percentile(ttfts, 50), percentile(ttfts, 95)
+
+
+def _totals(
+    rows: list[GenerationRow], parts: list[tuple[GroupStats, list[float], list[float]]]
+) -> GroupStats:
+    """:func:`summarize` of every row, from the groups' figures: counts and token sums add up exactly,
+    and the groups' sorted lists merge into the sorted whole far faster than a sort (sorted runs).
+    The cost is summed over every row again, in order, so it is the very same float."""
+    groups = [p[0] for p in parts]
+    stats = GroupStats(key="total", count=len(rows))
+    stats.errors = sum([g.errors for g in groups])
+    stats.input_tokens = sum([g.input_tokens for g in groups])
+    stats.output_tokens = sum([g.output_tokens for g in groups])
+    stats.reasoning_tokens = sum([g.reasoning_tokens for g in groups])
+    stats.cached_tokens = sum([g.cached_tokens for g in groups])
+    durations = sorted([d for p in parts for d in p[1]])
+    ttfts = sorted([t for p in parts for t in p[2]])
+    _finish(stats, rows, durations, ttfts)
     return stats
 
 
@@ -147,8 +175,9 @@ def build_report(
     buckets: dict[str, list[GenerationRow]] = {}
     for row in generations:
         buckets.setdefault(row.group_value(group_by), []).append(row)
-    totals = summarize("total", generations)
-    groups = [summarize(key, members) for key, members in buckets.items()]
+    parts = [_summarize(key, members) for key, members in buckets.items()]
+    groups = [p[0] for p in parts]
+    totals = _totals(generations, parts)
     share_and_sort(groups, totals)
     return Report(
         query=query,

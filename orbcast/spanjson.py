@@ -10,11 +10,12 @@ as fast as the dict path. :mod:`orbcast.spans` stays the reference: change it fi
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-from orbcast.records import GenerationRecord
+from orbcast.records import MAX_DURATION_MS, GenerationRecord, _int
 from orbcast.spans import (
     _OPERATIONS,
     FAILED_MESSAGE,
@@ -35,6 +36,7 @@ from orbcast.spans import (
 )
 
 _dumps = orjson.dumps
+_INT64_MIN = -INT64_MAX - 1
 _PREFIXES: dict[tuple[str, str], bytes] = {}
 
 
@@ -50,6 +52,20 @@ def _prefix(key: str, kind: str) -> bytes:
 
 def _string_attr(key: str, value: str) -> bytes:
     return _prefix(key, "stringValue") + _dumps(value) + b"}}"
+
+
+# Encoded attributes of the values that repeat from record to record (models, providers, finish reasons,
+# users...): one dict lookup instead of encoding them again. Bounded, so a stream of unique values only
+# misses.
+_MEMO_LIMIT = 4096
+
+
+def _memo(cache: dict[str, bytes], make: Callable[[str], bytes], value: str) -> bytes:
+    """``make(value)`` remembered in ``cache``; call as ``cache.get(value) or _memo(cache, make, value)``."""
+    encoded = make(value)
+    if len(cache) < _MEMO_LIMIT:
+        cache[value] = encoded
+    return encoded
 
 
 # Prefixes of the attributes every generation has, looked up once here rather than per record.
@@ -126,46 +142,111 @@ _ATTEMPT_TYPE = _dumps(_s("span.type", "span"))
 _DEFAULT_OPTIONS = SpanOptions()
 
 
+def _model_attrs(model: str) -> bytes:
+    """provider/system (the author, when the slug has one) and request/response model."""
+    out = b""
+    if "/" in model:
+        author = _dumps(model.split("/", 1)[0])
+        if author != b'""':
+            out = _PROVIDER + author + b"}}," + _SYSTEM + author + b"}},"
+    value = _dumps(model)
+    return out + _REQ_MODEL + value + b"}}," + _RESP_MODEL + value + b"}}"
+
+
+def _finish_attrs(finish: str) -> bytes:
+    return _FINISH + _dumps(finish) + b"}}," + _FINISHES + _dumps(_dumps([finish]).decode()) + b"}}"
+
+
+def _string_maker(prefix: bytes) -> Callable[[str], bytes]:
+    def make(value: str) -> bytes:
+        return prefix + _dumps(value) + b"}}"
+
+    return make
+
+
+_OP_MAKE = _string_maker(_OP)
+_USER_MAKE = _string_maker(_USER)
+_M_PROVIDER_MAKE = _string_maker(_M_PROVIDER)
+_M_FINISH_MAKE = _string_maker(_M_FINISH)
+_M_KEY_MAKE = _string_maker(_M_KEY)
+_SOURCE_MAKE = _string_maker(_SOURCE)
+_OP_MEMO: dict[str, bytes] = {}
+_MODEL_MEMO: dict[str, bytes] = {}
+_FINISH_MEMO: dict[str, bytes] = {}
+_USER_MEMO: dict[str, bytes] = {}
+_M_PROVIDER_MEMO: dict[str, bytes] = {}
+_M_FINISH_MEMO: dict[str, bytes] = {}
+_M_KEY_MEMO: dict[str, bytes] = {}
+_SOURCE_MEMO: dict[str, bytes] = {}
+
+
 def resource_spans_json(record: GenerationRecord, options: SpanOptions | None = None) -> bytes:
     """``orjson.dumps(resource_spans(record, options))`` without the intermediate dicts."""
+    return resource_spans_json_traced(record, options)[0]
+
+
+def resource_spans_json_traced(
+    record: GenerationRecord, options: SpanOptions | None = None
+) -> tuple[bytes, str]:
+    """:func:`resource_spans_json` and the trace ID (``spans.trace_id_for(record.id)``), hashed once."""
     options = options or _DEFAULT_OPTIONS
     gen_id = record.id
     digest = hashlib.sha256(gen_id.encode("utf-8")).hexdigest()
-    trace_id, root_id = digest[:32].encode(), digest[:16].encode()
+    hex_trace_id = digest[:32]
+    trace_id, root_id = hex_trace_id.encode(), digest[:16].encode()
     start = record.start_ns
     end = start + _duration_ns(record.duration_ms)
     gid = _dumps(gen_id)
 
-    spans = [_root_span(record, options, gid, trace_id, root_id, start, end)]
+    spans = [b""]  # the root span, made last: it needs to know whether every attempt failed
     offset = start
-    for index, attempt in enumerate(record.provider_responses or []):
+    attempts = record.provider_responses
+    all_failed = bool(attempts)  # GenerationRecord.failed, worked out on the way
+    for index, attempt in enumerate(attempts or ()):
         n = index + 1
         a_start = offset
-        a_end = a_start + _duration_ns(attempt.get("latency"))
+        latency = attempt.get("latency")
+        if type(latency) is int and 0 < latency <= MAX_DURATION_MS:  # the usual case, as _duration_ns has it
+            a_end = a_start + latency * 1_000_000
+        else:
+            a_end = a_start + _duration_ns(latency)
         a_end = min(a_end, end) if end > start else a_end
         offset = a_end
         provider = attempt.get("provider_name") or "unknown"
         # gid is the quoted id; ":attempt-N" needs no escaping, so this equals dumps(f"{gen_id}:attempt-{n}")
         attrs = [b'%s%s:attempt-%d"}},%s,%s"%d"}}' % (_RESP_ID, gid[:-1], n, _ATTEMPT_TYPE, _A_INDEX, index)]
         status = attempt.get("status")
-        if (
-            isinstance(status, int | float)
-            and not isinstance(status, bool)
-            and -INT64_MAX <= status <= INT64_MAX
-        ):
-            attrs.append(b'%s"%d"}}' % (_A_STATUS, int(status)))
+        if type(status) is int:
+            if -INT64_MAX <= status <= INT64_MAX:
+                attrs.append(b'%s"%d"}}' % (_A_STATUS, status))
+            if all_failed and (status == 200 or not _INT64_MIN <= status <= INT64_MAX):
+                all_failed = False  # _int(status) in (None, 200)
+        else:
+            if (
+                isinstance(status, int | float)
+                and not isinstance(status, bool)
+                and -INT64_MAX <= status <= INT64_MAX
+            ):
+                attrs.append(b'%s"%d"}}' % (_A_STATUS, int(status)))
+            if all_failed and _int(status) in (None, 200):
+                all_failed = False
         byok = attempt.get("is_byok")
         if isinstance(byok, bool):
             attrs.append(_A_BYOK + (_TRUE if byok else _FALSE))
-        for key in ("endpoint_id", "model_permaslug"):
-            if isinstance(attempt.get(key), str) and attempt[key]:
-                attrs.append(_string_attr(f"span.metadata.{key}", attempt[key]))
+        value = attempt.get("endpoint_id")
+        if isinstance(value, str) and value:
+            attrs.append(_string_attr("span.metadata.endpoint_id", value))
+        value = attempt.get("model_permaslug")
+        if isinstance(value, str) and value:
+            attrs.append(_string_attr("span.metadata.model_permaslug", value))
         span_id = hashlib.sha256(f"{gen_id}:attempt-{n}".encode()).hexdigest()[:16].encode()
         name = _dumps(f"provider attempt {n}: {provider}")
         spans.append(
             _ATTEMPT % (trace_id, span_id, root_id, name, SPAN_KIND_CLIENT, a_start, a_end, b",".join(attrs))
         )
-    return b"".join((_RS_HEAD, gid, _RS_MID, b",".join(spans), _RS_TAIL))
+    failed = all_failed or record.finish_reason == "error"
+    spans[0] = _root_span(record, options, gid, trace_id, root_id, start, end, failed)
+    return b"".join((_RS_HEAD, gid, _RS_MID, b",".join(spans), _RS_TAIL)), hex_trace_id
 
 
 def _root_span(
@@ -176,24 +257,18 @@ def _root_span(
     span_id: bytes,
     start: int,
     end: int,
+    failed: bool,
 ) -> bytes:
-    a = [_OP + _dumps(_OPERATIONS.get(record.api_type or "", "chat")) + b"}}"]
+    operation = _OPERATIONS.get(record.api_type or "", "chat")
+    a = [_OP_MEMO.get(operation) or _memo(_OP_MEMO, _OP_MAKE, operation)]
     append = a.append
     model = record.model
     if model:
-        if "/" in model:
-            author = _dumps(model.split("/", 1)[0])
-            if author != b'""':
-                append(_PROVIDER + author + b"}}")
-                append(_SYSTEM + author + b"}}")
-        value = _dumps(model)
-        append(_REQ_MODEL + value + b"}}")
-        append(_RESP_MODEL + value + b"}}")
+        append(_MODEL_MEMO.get(model) or _memo(_MODEL_MEMO, _model_attrs, model))
     append(_RESP_ID + gid + b"}}")
     finish = record.finish_reason
     if finish:
-        append(_FINISH + _dumps(finish) + b"}}")
-        append(_FINISHES + _dumps(_dumps([finish]).decode()) + b"}}")
+        append(_FINISH_MEMO.get(finish) or _memo(_FINISH_MEMO, _finish_attrs, finish))
     inp, out = record.input_tokens, record.output_tokens
     lo, hi = -INT64_MAX, INT64_MAX
     if inp is not None and lo <= inp <= hi:
@@ -218,21 +293,25 @@ def _root_span(
     streamed = record.streamed
     if streamed is not None:
         append(_STREAM + (_TRUE if streamed else _FALSE))
-    if record.external_user:
-        append(_USER + _dumps(record.external_user) + b"}}")
+    user = record.external_user
+    if user:
+        append(_USER_MEMO.get(user) or _memo(_USER_MEMO, _USER_MAKE, user))
     if record.session_id:
         append(_SESSION + _dumps(record.session_id) + b"}}")
     append(_ROOT_CONSTANTS)
 
-    if record.provider_name:
-        append(_M_PROVIDER + _dumps(record.provider_name) + b"}}")
-    if record.native_finish_reason:
-        append(_M_FINISH + _dumps(record.native_finish_reason) + b"}}")
+    provider = record.provider_name
+    if provider:
+        append(_M_PROVIDER_MEMO.get(provider) or _memo(_M_PROVIDER_MEMO, _M_PROVIDER_MAKE, provider))
+    finish = record.native_finish_reason
+    if finish:
+        append(_M_FINISH_MEMO.get(finish) or _memo(_M_FINISH_MEMO, _M_FINISH_MAKE, finish))
     ttft = record.ttft_ms
     if ttft is not None and lo <= ttft <= hi:
         append(b'%s"%d"}}' % (_M_TTFT, int(ttft)))
-    if record.api_key_name:
-        append(_M_KEY + _dumps(record.api_key_name) + b"}}")
+    key_name = record.api_key_name
+    if key_name:
+        append(_M_KEY_MEMO.get(key_name) or _memo(_M_KEY_MEMO, _M_KEY_MAKE, key_name))
     if record.provider_responses:
         append(_M_RESPONSES + _dumps(_json_text(record.provider_responses)) + b"}}")
     number = record.tokens_prompt
@@ -258,7 +337,8 @@ def _root_span(
         for key, val in custom.items():
             append(_string_attr(f"trace.metadata.{key}", val))
 
-    append(_SOURCE + _dumps(record.source) + b"}}")
+    source = record.source
+    append(_SOURCE_MEMO.get(source) or _memo(_SOURCE_MEMO, _SOURCE_MAKE, source))
     if record.estimated:
         append(_dumps({"key": "orbcast.estimated", "value": _string_array(record.estimated)}))
     if options.include_content and not options.privacy and record.content:
@@ -267,4 +347,4 @@ def _root_span(
         a.extend(_dumps(kv) for kv in content)
 
     head = _ROOT_HEAD % (trace_id, span_id, SPAN_KIND_CLIENT, start, end)
-    return head + b",".join(a) + (_STATUS_ERROR if record.failed else _STATUS_OK)
+    return head + b",".join(a) + (_STATUS_ERROR if failed else _STATUS_OK)

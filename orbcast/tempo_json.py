@@ -23,6 +23,8 @@ import orjson
 
 HEX = re.compile(r"^[0-9a-fA-F]+$")
 _MARK = b'{"traceID":"'
+_BLANKS = b" \t\r\n"
+_COMMA = ord(",")
 
 
 def pad_trace_id(text: str) -> str:
@@ -99,6 +101,7 @@ class TraceSplitter:
     Tempo writes compact JSON with ``traceID`` as the first key of every trace, and a JSON string can
     never contain an unescaped ``{"traceID":"``; so the text between two such marks is one trace. A body
     of any other shape (whitespace, another key order) is kept whole and parsed at the end instead.
+    The pieces :meth:`feed` returns are already without the deprecated ``spanSet`` copy.
     """
 
     def __init__(self) -> None:
@@ -121,14 +124,22 @@ class TraceSplitter:
                 return []
             self._started = True
         out: list[bytes] = []
+        buf = self._buf
         while True:
-            nxt = self._buf.find(_MARK, start + len(_MARK))
+            nxt = buf.find(_MARK, start + len(_MARK))
             if nxt < 0:
                 break
-            piece = self._buf[start:nxt].rstrip()
-            out.append(piece[:-1] if piece.endswith(b",") else piece)
+            end = nxt - 1  # the last byte of the trace: before the comma and blanks that follow it
+            while buf[end] in _BLANKS:
+                end -= 1
+            if buf[end] == _COMMA:
+                end -= 1
+            # the deprecated spanSet copy of spanSets[0] is cut out here, unparsed (see parse_piece)
+            i = buf.find(_SPANSET, start, end)
+            j = buf.find(_SPANSETS, i, end) if i > 0 else -1
+            out.append(buf[start:i] + buf[j + 1 : end + 1] if j > 0 else buf[start : end + 1])
             start = nxt
-        self._buf = self._buf[start:]
+        self._buf = buf[start:]
         return out
 
     def finish(self) -> list[dict[str, Any]]:

@@ -21,8 +21,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from orbcast import protobuf
 from orbcast.otlp import encode_body
 from orbcast.records import GenerationRecord
-from orbcast.spanjson import resource_spans_json
-from orbcast.spans import SpanOptions, resource_spans
+from orbcast.spanjson import resource_spans_json, resource_spans_json_traced
+from orbcast.spans import SpanOptions, resource_spans, trace_id_for
 from tests.fake_otlp import make_record_dicts
 from tests.otlp_schema import parse_json_request, parse_protobuf_request
 
@@ -119,6 +119,8 @@ def test_fast_json_equals_reference_on_realistic_records() -> None:
     for record in records:
         for opts in (SpanOptions(), options):
             assert resource_spans_json(record, opts) == orjson.dumps(resource_spans(record, opts))
+        fragment, trace_id = resource_spans_json_traced(record, options)
+        assert (fragment, trace_id) == (resource_spans_json(record, options), trace_id_for(record.id))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

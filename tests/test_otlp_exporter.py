@@ -3,6 +3,7 @@ spec distinguishes, both encodings, gzip, and batching bounds."""
 
 from __future__ import annotations
 
+import gzip
 import re
 import socket
 from collections.abc import Iterator
@@ -22,6 +23,8 @@ from orbcast.otlp import (
     ExporterConfig,
     OtlpExporter,
     encode_body,
+    encode_gzip_body,
+    gzip_bytes,
 )
 from orbcast.records import GenerationRecord
 from orbcast.retry import Backoff
@@ -94,6 +97,16 @@ def test_encodings_and_gzip_arrive_valid(receiver: FakeOtlp, encoding: str, gzip
     assert (result.wire_bytes < result.raw_bytes) is gzip
     assert receiver.generation_ids() == {e.generation_id for e in batch.entries}
     assert len(receiver.spans) == batch.spans
+
+
+@pytest.mark.parametrize("encoding", ["json", "protobuf"])
+def test_gzip_body_from_fragments_is_the_gzip_of_the_joined_body(encoding: str) -> None:
+    fragments = _batch(7, encoding).fragments
+    body = encode_body(fragments, encoding)
+    compressed, size = encode_gzip_body(fragments, encoding)
+    assert size == len(body)
+    assert gzip.decompress(compressed) == body
+    assert compressed == gzip_bytes(body)
 
 
 def test_429_with_retry_after_seconds_is_retried(receiver: FakeOtlp) -> None:

@@ -166,6 +166,45 @@ api_objects = st.fixed_dictionaries(
 
 @settings(max_examples=250, suppress_health_check=[HealthCheck.too_slow])
 @given(api_objects)
+def test_every_field_is_what_its_converter_makes_of_the_value(data: dict[str, Any]) -> None:
+    # from_api keeps a value of the right type as it is instead of calling the converter: same result
+    record = GenerationRecord.from_api(data)
+    for name, convert in API_FIELDS.items():
+        expected, value = convert(data.get(name)), getattr(record, name)
+        assert value == expected and type(value) is type(expected), (name, data.get(name), value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2023-02-29T00:00:00Z",
+        "2024-13-01T00:00:00Z",
+        "2024-00-10T00:00:00Z",
+        "2024-04-31T00:00:00Z",
+        "2024-07-15T24:00:00Z",
+        "2024-07-15T23:60:00Z",
+        "2024-07-15T23:00:60Z",
+        "0000-01-01T00:00:00Z",
+    ],
+)
+def test_impossible_dates_and_times_are_malformed(text: str) -> None:
+    with pytest.raises(MalformedRecord, match="not a time"):
+        parse_created_at(text)
+
+
+def test_created_at_shapes_agree_with_datetime() -> None:
+    for text, moment in [
+        ("2024-02-29T23:59:59.999999999Z", datetime(2024, 2, 29, 23, 59, 59, tzinfo=UTC)),
+        ("1999-12-31 23:00:00-05:30", datetime(2000, 1, 1, 4, 30, tzinfo=UTC)),
+        ("2026-11-20T00:00:00.7+0100", datetime(2026, 11, 19, 23, 0, 0, 700000, tzinfo=UTC)),
+    ]:
+        nanos = int((moment - EPOCH).total_seconds()) * 1_000_000_000 + moment.microsecond * 1000
+        extra = 999_999_999 if text.endswith(".999999999Z") else 0
+        assert parse_created_at(text) == nanos + extra
+
+
+@settings(max_examples=250, suppress_health_check=[HealthCheck.too_slow])
+@given(api_objects)
 def test_any_object_parses_to_typed_fields_and_round_trips_through_jsonl(data: dict[str, Any]) -> None:
     record = GenerationRecord.from_api(data)
     for name in API_FIELDS:

@@ -96,6 +96,24 @@ def test_splitter_cuts_a_streamed_search_body_into_traces(chunk: int) -> None:
     assert all("spanSet" not in t for t in traces[:-1])  # cut out unparsed while streaming
 
 
+def test_splitter_cuts_the_spanset_copy_only_within_its_own_trace() -> None:
+    body = recorded("search-select-last1h-limit5.default")["response"]["body"]
+    traces = body["traces"]
+    odd = [{**traces[0], "traceID": "ab12"}, {**traces[1], "traceID": "cd34"}]
+    del odd[0]["spanSets"], odd[1]["spanSet"]  # the copy alone, then spanSets alone
+    whole = [*traces[:2], *odd, *traces[:2]]
+    raw = orjson.dumps({"traces": whole, "metrics": body["metrics"]})
+    splitter = TraceSplitter()
+    parsed = [parse_piece(p) for i in range(0, len(raw), 100) for p in splitter.feed(raw[i : i + 100])]
+    parsed += splitter.finish()
+    assert [t["traceID"] for t in parsed] == [t["traceID"] for t in whole]
+    assert parsed[2] == odd[0] and parsed[3] == odd[1]  # nothing cut across two traces
+    assert [t["spanSets"] for t in parsed if "spanSets" in t] == [
+        t["spanSets"] for t in whole if "spanSets" in t
+    ]
+    assert not any("spanSet" in t and "spanSets" in t for t in parsed[:-1])
+
+
 @pytest.mark.parametrize(
     "raw",
     [b'{"traces":[],"metrics":{}}', b'{"metrics":{"completedJobs":3,"totalJobs":3}}', b""],
