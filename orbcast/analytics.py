@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from orbcast.errors import OrbcastError, ServiceUnavailable
-from orbcast.openrouter import ANALYTICS_ROW_LIMIT, AnalyticsTimeout, OpenRouterClient
+from orbcast.errors import ServiceUnavailable
+from orbcast.openrouter import ANALYTICS_ROW_LIMIT, AnalyticsRejected, AnalyticsTimeout, OpenRouterClient
+from orbcast.pacing import ANALYTICS_BUDGET, ANALYTICS_PERIOD
 from orbcast.records import GenerationRecord, MalformedRecord, _float, _int, parse_created_at
-from orbcast.timeparse import Window, from_unix_nano, iso
+from orbcast.timeparse import Window, from_unix_nano, iso, to_unix_nano
 
 MAX_SLICE = timedelta(days=31)  # generation_id queries are limited to 31-day ranges
 MINUTE_GRANULARITY_MAX = timedelta(hours=3)  # granularity "minute" only for ranges <= 3 h
@@ -74,12 +75,8 @@ def count_generations(client: OpenRouterClient, window: Window) -> int | None:
         end = min(cursor + COUNT_SPAN, window.end)
         try:
             page = client.analytics(_query(cursor, end, ["request_count"], []))
-        except AnalyticsTimeout:
+        except (AnalyticsTimeout, AnalyticsRejected):  # a timed-out or rejected query costs only the estimate
             return None
-        except OrbcastError as exc:
-            if type(exc) is OrbcastError:  # a rejected query (400) only costs us the estimate
-                return None
-            raise
         total += sum(_int(row.get("request_count")) or 0 for row in page.rows)
         cursor = end
     return total
@@ -178,8 +175,7 @@ def row_time_ns(row: dict[str, Any], fallback: datetime) -> tuple[int, str]:
             except MalformedRecord:
                 continue
             return nanos, iso(from_unix_nano(nanos))
-    nanos = int(fallback.timestamp() * 1_000_000_000)
-    return nanos, iso(fallback)
+    return to_unix_nano(fallback), iso(fallback)
 
 
 def summary_record(row: dict[str, Any], piece: Slice) -> GenerationRecord:
@@ -228,7 +224,8 @@ def estimate_seconds(
         slices = max(slices, math.ceil(window.seconds / MINUTE_GRANULARITY_MAX.total_seconds())) * 2
     else:
         slices = max(slices, math.ceil(window.seconds / MAX_SLICE.total_seconds()))
-    analytics = max(0, slices - 60) * 1.0 + slices * 0.3
+    paced = max(0, slices - ANALYTICS_BUDGET) * ANALYTICS_PERIOD / ANALYTICS_BUDGET
+    analytics = paced + slices * 0.3
     if summary:
         return analytics
     return analytics + expected * per_request / max(1, concurrency)

@@ -18,7 +18,7 @@ from typing import Any
 from orbcast.report import GroupStats, Report, share_and_sort
 from orbcast.tempo import RangeTooLong, TempoClient
 from orbcast.tempo_json import any_value
-from orbcast.tempo_search import MIN_PIECE, plan_chunks
+from orbcast.tempo_search import next_longest, plan_chunks
 from orbcast.timeparse import Window, iso
 from orbcast.traceql import Query, group_attribute
 
@@ -57,7 +57,7 @@ def _value(series: dict[str, Any]) -> float:
 class _Piece:
     """Figures of one metrics window, per group (``None`` = all)."""
 
-    count: dict[str | None, float] = field(default_factory=lambda: defaultdict(float))
+    count: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     errors: dict[str | None, float] = field(default_factory=lambda: defaultdict(float))
     sums: dict[str, dict[str | None, float]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(float))
@@ -129,11 +129,7 @@ def approximate_report(
                     on_piece(n, len(chunks))
             break
         except RangeTooLong as exc:
-            current = longest or (window.end - window.start)
-            allowed = timedelta(seconds=exc.max_seconds) if exc.max_seconds else current / 2
-            longest = allowed if allowed < current else current / 2
-            if longest < MIN_PIECE:
-                raise
+            longest = next_longest(exc, longest or (window.end - window.start))
     messages = list(dict.fromkeys(m for p in pieces for m in p.partial))
     if messages:
         truncated = True
@@ -147,7 +143,7 @@ def approximate_report(
             f"the window was measured in {len(pieces)} pieces (Tempo's metrics limit): percentiles are "
             "count-weighted means of each piece's"
         )
-    keys = sorted({g for p in pieces for g in p.count if g is not None})
+    keys = sorted({g for p in pieces for g in p.count})
     group_list = [s for s in (_stats(g, pieces) for g in keys) if s.count]
     totals = _stats(None, pieces)
     share_and_sort(group_list, totals)
@@ -169,7 +165,7 @@ def approximate_report(
 def _stats(group: str | None, pieces: list[_Piece]) -> GroupStats:
     stats = GroupStats(key=group or "total")
     if group is None:
-        counts = [sum(v for k, v in p.count.items()) for p in pieces]
+        counts = [sum(p.count.values()) for p in pieces]
         errors = [sum(p.errors.values()) for p in pieces]
         sums = {name: sum(sum(p.sums[name].values()) for p in pieces) for name in SUMS}
         maxima = [max(p.maximum.values(), default=0.0) for p in pieces]

@@ -49,7 +49,6 @@ class Plan:
     concurrency: int = DEFAULT_CONCURRENCY
     fetch_concurrency: int = FETCH_CONCURRENCY
     detail: str = "full"
-    with_content: bool = False
     strict: bool = False
     dry_run: bool = False
     write_otlp: IO[bytes] | None = None
@@ -84,6 +83,16 @@ class Units:
         self.earlier: frozenset[str] = frozenset()  # interrupted runs this one resumes
         self.ledger_empty = False  # the destination had nothing acknowledged when the run started
         self.existing: set[str] | None = None  # trace IDs Tempo already holds (--skip-existing)
+        # set once when iteration starts (ledger, existing, earlier are settled by then): the ledger to ask,
+        # if it can say "done" at all this run, and whether any skipping can happen
+        self._asking: tuple[Ledger, str] | None = None
+        self.skipping = False
+
+    def open_ledger(self, ledger: Ledger, destination: str) -> None:
+        """Skip what ``ledger`` says ``destination`` acknowledged (unless --force)."""
+        self.ledger, self.destination = ledger, destination
+        # nothing acknowledged yet: no lookups needed (a concurrent process's sends would only be repeated)
+        self.ledger_empty = not ledger.holds(destination)
 
     def find_existing(self) -> None:
         from orbcast.tempo import TempoClient
@@ -101,19 +110,19 @@ class Units:
                 "be sent again (harmless: they land on the same trace and span IDs)"
             )
 
-    def _may_skip(self) -> bool:
-        """Whether :meth:`should_skip` can say yes at all this run (else no call per record)."""
-        ledger = self.ledger is not None and self.destination is not None
-        return (ledger and not (self.plan.force or self.ledger_empty)) or self.existing is not None
+    def _settle_skipping(self) -> None:
+        """Decide once per run what :meth:`should_skip` consults (and whether to call it at all)."""
+        ledger, destination = self.ledger, self.destination
+        self._asking = None
+        if ledger is not None and destination is not None and not (self.plan.force or self.ledger_empty):
+            self._asking = (ledger, destination)
+        self.skipping = self._asking is not None or self.existing is not None
 
     def should_skip(self, gen_id: str, trace_id: str | None = None) -> bool:
         """Already acknowledged by this destination (ledger) or already in Tempo (--skip-existing)."""
-        if (
-            self.ledger is not None
-            and self.destination is not None
-            and not (self.plan.force or self.ledger_empty)
-        ):
-            run = self.ledger.sent_by(gen_id, self.destination)
+        if self._asking is not None:
+            ledger, destination = self._asking
+            run = ledger.sent_by(gen_id, destination)
             if run is not None:
                 if run in self.earlier:
                     self.summary.resumed += 1
@@ -133,11 +142,11 @@ class Units:
             source=spec,
             window=plan.window,
             detail=plan.detail,
-            with_content=plan.with_content,
-            privacy=plan.span_options.privacy or bool(self.settings.privacy),
+            with_content=plan.span_options.include_content,
+            privacy=plan.span_options.privacy,
             concurrency=plan.fetch_concurrency,
             strict=plan.strict,
-            should_skip=self.should_skip if self._may_skip() else None,
+            should_skip=self.should_skip if self.skipping else None,
         )
         span_options = plan.span_options
         protobuf = plan.encoding == PROTOBUF
@@ -162,6 +171,7 @@ class Units:
         low = to_unix_nano(window.start) if window else None
         high = to_unix_nano(window.end) if window else None
         protobuf = self.plan.encoding == PROTOBUF
+        skipping = self.skipping
         for unit in iter_otlp_units(spec.path, self.problems):
             self.summary.read += 1
             if (
@@ -171,7 +181,7 @@ class Units:
             ):
                 self.summary.outside_window += 1
                 continue
-            if self.should_skip(unit.key, unit.trace_id):
+            if skipping and self.should_skip(unit.key, unit.trace_id):
                 continue
             if self.plan.dry_run and self.summary.sample is None:
                 self.summary.sample = unit.resource_spans
@@ -187,6 +197,7 @@ class Units:
             yield Entry(unit.key, unit.trace_id, unit.spans), fragment, unit.cost, unit.start_ns
 
     def __iter__(self) -> Iterator[Unit]:
+        self._settle_skipping()
         for spec in self.plan.inputs:
             if spec.kind == "otlp":
                 yield from self._otlp_units(spec)

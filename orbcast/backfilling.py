@@ -64,9 +64,6 @@ class Backfill:
         self.problems = Problems(strict=plan.strict)
         self.units = Units(settings, plan, self.summary, self.problems, on_event)
         self.stop = threading.Event()
-        self.ledger: Ledger | None = None
-        self.destination: str | None = None
-        self.earlier: frozenset[str] = frozenset()
         self.sample = Reservoir(VERIFY_SAMPLE)
         self._pending: dict[Future[Any], Batch] = {}
         self._done: SimpleQueue[Future[Any]] = SimpleQueue()
@@ -81,6 +78,19 @@ class Backfill:
     @property
     def fetch_stats(self) -> list[FetchStats]:
         return self.units.fetch_stats
+
+    @property
+    def ledger(self) -> Ledger | None:
+        return self.units.ledger
+
+    @property
+    def destination(self) -> str | None:
+        return self.units.destination
+
+    @property
+    def earlier(self) -> frozenset[str]:
+        """Interrupted runs this one resumes."""
+        return self.units.earlier
 
     # ------------------------------------------------------------------------- setup
 
@@ -101,12 +111,9 @@ class Backfill:
         endpoint = self.settings.otlp_endpoint
         if not endpoint or self.plan.write_otlp is not None:
             return
-        self.destination = destination_key(str(endpoint), self.settings.otlp_user)
-        self.summary.destination = self.destination
-        self.ledger = Ledger(self.settings.state_dir)
-        self.units.ledger, self.units.destination = self.ledger, self.destination
-        # nothing acknowledged yet: no lookups needed (a concurrent process's sends would only be repeated)
-        self.units.ledger_empty = not self.ledger.holds(self.destination)
+        destination = destination_key(str(endpoint), self.settings.otlp_user)
+        self.summary.destination = destination
+        self.units.open_ledger(Ledger(self.settings.state_dir), destination)
 
     # ------------------------------------------------------------------------- the run
 
@@ -125,8 +132,7 @@ class Backfill:
             if self.plan.pushing:
                 assert self.ledger is not None and self.destination is not None
                 start = self.ledger.start_run(self.destination, self.plan.command)
-                summary.run_id, self.earlier = start.run_id, frozenset(start.earlier)
-                self.units.earlier = self.earlier
+                summary.run_id, self.units.earlier = start.run_id, frozenset(start.earlier)
                 summary.resumed_runs = list(start.earlier)
                 exporter = OtlpExporter(
                     ExporterConfig(

@@ -244,12 +244,11 @@ class _Checker:
             given = [n for n in ("otlp_user", "otlp_token", "otlp_headers") if getattr(self.s, n)]
             also = f" ({', '.join(given)} set without it)" if given else ""
             return row.skipped(f"no OTLP endpoint{also}: set --otlp-endpoint / ORBCAST_OTLP_ENDPOINT")
-        headers = self.s.otlp_auth_headers()
-        self.log(f"{row.name}: {dx.describe_auth(self.s.otlp_user, self.s.otlp_token, headers)}")
+        auth = dx.describe_auth(self.s.otlp_user, self.s.otlp_token, self.s.otlp_auth_headers())
+        self.log(f"{row.name}: {auth}")
         answer = self.push(row, url, EMPTY_EXPORT)
         if isinstance(answer, dx.Diagnosis):
             return row.failed(answer)
-        auth = dx.describe_auth(self.s.otlp_user, self.s.otlp_token, headers)
         return row.passed(f"empty export accepted ({auth.split(',')[0]})")
 
     def push(self, row: _Row, url: str, body: bytes) -> httpx.Response | dx.Diagnosis:
@@ -259,13 +258,14 @@ class _Checker:
         if isinstance(answer, dx.Diagnosis):
             return answer
         status = answer.status_code
-        if 200 <= status < 300 and not _is_html(answer):
+        html = _is_html(answer)
+        if 200 <= status < 300 and not html:
             return answer
         if 300 <= status < 400:
             return dx.redirected(answer)
         if status in (401, 403):
             return td.otlp_auth(answer, self.s)
-        if status in (404, 405) or _is_html(answer):
+        if status in (404, 405) or html:
             fixed = self._probe(row.name, td.otlp_candidates(url), tempo=False)
             return dx.Diagnosis(
                 dx.status_detail(answer), td.otlp_not_found_hint(url, fixed, self.s), ExitCode.NOT_FOUND
@@ -318,8 +318,9 @@ class _Checker:
         if isinstance(info, dx.Diagnosis):
             return row.failed(info)
         version = None
-        if info.status_code == 200 and isinstance(rt.json_body(info), dict):
-            version = rt.json_body(info).get("version")
+        build = rt.json_body(info) if info.status_code == 200 else None
+        if isinstance(build, dict):
+            version = build.get("version")
         elif info.status_code not in (404, 405):
             bad = self._tempo_failure(row, base, info)
             if bad is not None:
@@ -339,13 +340,14 @@ class _Checker:
 
     def _tempo_failure(self, row: _Row, base: str, answer: httpx.Response) -> dx.Diagnosis | None:
         status = answer.status_code
-        if status == 200 and not _is_html(answer):
+        html = _is_html(answer)
+        if status == 200 and not html:
             return None
         if 300 <= status < 400:
             return dx.redirected(answer)
         if status in (401, 403):
             return td.tempo_auth(answer, self.s)
-        if status in (404, 405) or _is_html(answer):
+        if status in (404, 405) or html:
             fixed = self._probe(row.name, td.tempo_candidates(base), tempo=True)
             return dx.Diagnosis(
                 dx.status_detail(answer), td.tempo_not_found_hint(base, fixed), ExitCode.NOT_FOUND

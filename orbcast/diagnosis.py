@@ -16,16 +16,9 @@ import orjson
 
 from orbcast.config import Settings, mask, redact
 from orbcast.errors import ExitCode
+from orbcast.retry import DNS_MARKERS
 
 GRAFANA_SUFFIX = ".grafana.net"
-_DNS_MARKERS = (
-    "name or service not known",
-    "temporary failure in name resolution",
-    "nodename nor servname",
-    "no address associated",
-    "getaddrinfo",
-    "name resolution",
-)
 
 
 @dataclass(frozen=True)
@@ -121,7 +114,7 @@ def transport(exc: BaseException, url: str, timeout: float) -> Diagnosis:
             "raise --timeout on a slow link",
             unavailable,
         )
-    if any(type(e).__name__ == "gaierror" for e in chain) or any(m in text for m in _DNS_MARKERS):
+    if any(type(e).__name__ == "gaierror" for e in chain) or any(m in text for m in DNS_MARKERS):
         where = (
             " (copy the URL from the stack's page; the region is part of the name)" if is_grafana(url) else ""
         )

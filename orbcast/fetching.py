@@ -271,7 +271,7 @@ def _api_records(run: _Run) -> Iterator[GenerationRecord]:
     assert window is not None
     summary = run.options.detail == "summary"
     with run.client() as client:
-        if client.analytics_key is None:
+        if client.key is None:
             raise ConfigError(
                 "fetching history from the OpenRouter API needs a management key: "
                 "--management-key / OPENROUTER_MANAGEMENT_KEY",

@@ -72,10 +72,6 @@ def _bad(text: str, why: str) -> UsageError:
     return UsageError(f"--fail-if {text!r}: {why}", hint=f"form: {FORMS}")
 
 
-def _number(text: str) -> float:
-    return float(text)
-
-
 def parse_value(kind: str, raw: str, text: str) -> float:
     value = raw.strip()
     if kind == "duration":
@@ -87,21 +83,21 @@ def parse_value(kind: str, raw: str, text: str) -> float:
         money = value.removeprefix("$").strip()
         if not re.fullmatch(_NUMBER, money):
             raise _bad(text, f"{value!r} is not an amount in USD, e.g. 10 or $0.50")
-        return _number(money)
+        return float(money)
     if kind == "ratio":
         if value.endswith("%"):
             number = value[:-1].strip()
             if not re.fullmatch(_NUMBER, number):
                 raise _bad(text, f"{value!r} is not a rate, e.g. 0.02 or 2%")
-            return _number(number) / 100
+            return float(number) / 100
         if not re.fullmatch(_NUMBER, value):
             raise _bad(text, f"{value!r} is not a rate, e.g. 0.02 or 2%")
-        return _number(value)
+        return float(value)
     match = _COUNT.match(value)
     if not match:
         raise _bad(text, f"{value!r} is not a number, e.g. 100, 50k or 1.5M")
     factor = {"": 1, "k": 1e3, "K": 1e3, "m": 1e6, "M": 1e6}[match.group(2)]
-    return _number(value[: len(value) - len(match.group(2))].strip()) * factor
+    return float(value[: len(value) - len(match.group(2))].strip()) * factor
 
 
 def parse_condition(text: str) -> Condition:

@@ -24,11 +24,12 @@ import httpx
 import orjson
 
 from orbcast.config import Settings
-from orbcast.errors import AuthError, ConfigError, OrbcastError, ServiceUnavailable
+from orbcast.errors import AuthError, ConfigError, ServiceUnavailable
 from orbcast.openrouter_errors import (
     MANAGEMENT_KEYS_URL,
     MANAGEMENT_ONLY,
     OTHER_SOURCES,
+    AnalyticsRejected,
     AnalyticsTimeout,
     GenerationUnavailable,
     InsufficientCredits,
@@ -49,6 +50,7 @@ __all__ = [  # re-exported: callers import the errors from here
     "MANAGEMENT_KEYS_URL",
     "MANAGEMENT_ONLY",
     "OTHER_SOURCES",
+    "AnalyticsRejected",
     "AnalyticsTimeout",
     "GenerationUnavailable",
     "InsufficientCredits",
@@ -72,7 +74,6 @@ RetryHook = Callable[[str, str, float], None]  # (what, reason, wait seconds)
 class AnalyticsPage:
     rows: list[dict[str, Any]]
     truncated: bool
-    row_count: int
 
 
 def http_timeout() -> float:
@@ -92,13 +93,13 @@ def created_hint_from_id(gen_id: str, now: float | None = None) -> float | None:
     return when if now - 5 * 365 * 86400 < when < now + 86400 else None
 
 
-def keys_from_settings(settings: Settings) -> tuple[KeyRef | None, KeyRef | None]:
-    """(key for analytics, key for /generation): the management key first, the API key as fallback."""
-    mgmt = settings.management_key
-    api = settings.openrouter_key
-    mref = KeyRef(mgmt, "management key", settings.source("management_key")) if mgmt else None
-    aref = KeyRef(api, "API key", settings.source("openrouter_key")) if api else None
-    return (mref or aref), (mref or aref)
+def key_from_settings(settings: Settings) -> KeyRef | None:
+    """The key for every endpoint: the management key first, the API key as fallback."""
+    if settings.management_key:
+        return KeyRef(settings.management_key, "management key", settings.source("management_key"))
+    if settings.openrouter_key:
+        return KeyRef(settings.openrouter_key, "API key", settings.source("openrouter_key"))
+    return None
 
 
 class OpenRouterClient:
@@ -109,7 +110,6 @@ class OpenRouterClient:
         base_url: str,
         *,
         key: KeyRef | None,
-        analytics_key: KeyRef | None = None,
         concurrency: int = 8,
         state_dir: str | None = None,
         stop: threading.Event | None = None,
@@ -119,7 +119,6 @@ class OpenRouterClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.key = key
-        self.analytics_key = analytics_key or key
         self.stop = stop or threading.Event()
         self.limiter = AdaptiveLimiter(concurrency, self.stop)
         self.pacer = AnalyticsPacer(state_dir)
@@ -139,11 +138,9 @@ class OpenRouterClient:
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> OpenRouterClient:
-        analytics_key, key = keys_from_settings(settings)
         return cls(
             settings.openrouter_url,
-            key=key,
-            analytics_key=analytics_key,
+            key=key_from_settings(settings),
             state_dir=settings.state_dir,
             **kwargs,
         )
@@ -184,25 +181,20 @@ class OpenRouterClient:
         method: str,
         path: str,
         what: str,
-        key: KeyRef | None,
         *,
         policy: Backoff,
         gated: bool,
         params: dict[str, str] | None = None,
         body: dict[str, Any] | None = None,
     ) -> httpx.Response:
-        if key is None:
+        if self.key is None:
             raise ConfigError(
                 f"{what} needs an OpenRouter key: --management-key / OPENROUTER_MANAGEMENT_KEY "
                 "or --openrouter-key / OPENROUTER_API_KEY",
                 hint="set it with a flag, an environment variable, or in the config file",
             )
-        headers: dict[str, str] | None = None
-        if key is not self.key:
-            headers = {"Authorization": f"Bearer {key.value}"}
         content = orjson.dumps(body) if body is not None else None
-        if content is not None:
-            headers = {**(headers or {}), "Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json"} if content is not None else None
         if params:
             path = f"{path}?{urlencode(params)}"
 
@@ -261,7 +253,7 @@ class OpenRouterClient:
     def key_info(self) -> dict[str, Any]:
         """``GET /key``: label, limits, usage, ``is_management_key`` (works with any key)."""
         what = "GET /key"
-        response = self._call("GET", "/key", what, self.key, policy=GENERATION_POLICY, gated=False)
+        response = self._call("GET", "/key", what, policy=GENERATION_POLICY, gated=False)
         if response.status_code != 200:
             raise failure(
                 response, what, self.key, "check --openrouter-key / --management-key", self.base_url
@@ -272,11 +264,11 @@ class OpenRouterClient:
     def analytics(self, body: dict[str, Any]) -> AnalyticsPage:
         """``POST /analytics/query``, paced to 64 requests/minute. Raises :class:`AnalyticsTimeout` on 408."""
         what = "POST /analytics/query"
-        key = self.analytics_key
+        key = self.key
         self.pacer.wait(self._sleep)
         self.analytics_requests += 1
         response = self._call(
-            "POST", "/analytics/query", what, key, policy=ANALYTICS_POLICY, gated=False, body=body
+            "POST", "/analytics/query", what, policy=ANALYTICS_POLICY, gated=False, body=body
         )
         status = response.status_code
         if status == 200:
@@ -287,11 +279,9 @@ class OpenRouterClient:
                 raise ServiceUnavailable(f"OpenRouter {what} answered without data.data rows")
             meta = meta if isinstance(meta, dict) else {}
             rows = [row for row in rows if isinstance(row, dict)]
-            count = meta.get("row_count")
-            row_count = count if isinstance(count, int) else len(rows)
             limit = body.get("limit", ANALYTICS_ROW_LIMIT)
             truncated = bool(meta.get("truncated")) or len(rows) >= limit
-            return AnalyticsPage(rows, truncated, row_count)
+            return AnalyticsPage(rows, truncated)
         if status == 408:
             raise AnalyticsTimeout(error_message(response) or "Operation timed out")
         if status == 403:
@@ -304,7 +294,7 @@ class OpenRouterClient:
                 f"OPENROUTER_MANAGEMENT_KEY, {OTHER_SOURCES}",
             )
         if status == 400:
-            raise OrbcastError(
+            raise AnalyticsRejected(
                 f"OpenRouter rejected the analytics query (400 {error_message(response) or 'bad request'})",
                 hint="the analytics API may have changed; please report this with the message above",
             )
@@ -333,7 +323,6 @@ class OpenRouterClient:
                 "GET",
                 "/generation",
                 what,
-                self.key,
                 policy=GENERATION_POLICY,
                 gated=True,
                 params={"id": gen_id},
@@ -374,7 +363,6 @@ class OpenRouterClient:
             "GET",
             "/generation/content",
             what,
-            self.key,
             policy=GENERATION_POLICY,
             gated=True,
             params={"id": gen_id},

@@ -42,6 +42,10 @@ class AnalyticsTimeout(Exception):
     """408 from ``/analytics/query``: the caller narrows the window."""
 
 
+class AnalyticsRejected(OrbcastError):
+    """400 from ``/analytics/query``: the query itself was refused (the API may have changed)."""
+
+
 @dataclass(frozen=True)
 class KeyRef:
     """A key plus words for messages: which kind it is and where it came from (never its value)."""

@@ -16,9 +16,10 @@ from typing import Annotated, Any
 
 import typer
 
-from orbcast.config import Settings, load_settings
+from orbcast.config import SETTINGS, Settings, load_settings
 from orbcast.console import UI
 from orbcast.errors import UsageError
+from orbcast.spans import SpanOptions
 
 CONNECTION = "Connection (flag > environment > config file)"
 GENERAL = "General"
@@ -41,81 +42,34 @@ def _opt(*decls: str, help: str, panel: str = CONNECTION, **kw: Any) -> Any:
     return typer.Option(*decls, help=help, rich_help_panel=panel, show_default=False, **kw)
 
 
+# setting -> (metavar, help); the flag and the environment variable come from config.SETTINGS
+_CONNECTION_HELP = {
+    "openrouter_key": ("KEY", "OpenRouter API key"),
+    "management_key": ("KEY", "OpenRouter management key, for history"),
+    "openrouter_url": ("URL", "OpenRouter API base URL"),
+    "otlp_endpoint": ("URL", "OTLP/HTTP endpoint; /v1/traces is appended"),
+    "otlp_user": ("ID", "OTLP user: the Grafana Cloud instance ID"),
+    "otlp_token": ("TOKEN", "OTLP token"),
+    "otlp_headers": ("K=V", "Extra OTLP header K=V, repeatable"),
+    "tempo_url": ("URL", "Tempo query URL"),
+    "tempo_user": ("ID", "Tempo user (tenant ID)"),
+    "tempo_token": ("TOKEN", "Tempo token; defaults to the OTLP token"),
+    "state_dir": ("DIR", "Ledger and checkpoints directory"),
+}
+# command parameter name -> setting name (the repeatable header flag is singular)
+_SETTING_FLAGS = {("otlp_header" if name == "otlp_headers" else name): name for name in _CONNECTION_HELP}
+
+
+def _setting_option(name: str) -> Any:
+    flag, envs, _secret = SETTINGS[name]
+    metavar, text = _CONNECTION_HELP[name]
+    return _opt(flag, metavar=metavar, help=f"{text} [env {envs[0]}]")
+
+
 _COMMON: list[tuple[str, Any, Any]] = [
-    (
-        "openrouter_key",
-        str | None,
-        _opt("--openrouter-key", metavar="KEY", help="OpenRouter API key [env OPENROUTER_API_KEY]"),
-    ),
-    (
-        "management_key",
-        str | None,
-        _opt(
-            "--management-key",
-            metavar="KEY",
-            help="OpenRouter management key, for history [env OPENROUTER_MANAGEMENT_KEY]",
-        ),
-    ),
-    (
-        "openrouter_url",
-        str | None,
-        _opt("--openrouter-url", metavar="URL", help="OpenRouter API base URL [env OPENROUTER_BASE_URL]"),
-    ),
-    (
-        "otlp_endpoint",
-        str | None,
-        _opt(
-            "--otlp-endpoint",
-            metavar="URL",
-            help="OTLP/HTTP endpoint; /v1/traces is appended [env ORBCAST_OTLP_ENDPOINT]",
-        ),
-    ),
-    (
-        "otlp_user",
-        str | None,
-        _opt(
-            "--otlp-user",
-            metavar="ID",
-            help="OTLP user: the Grafana Cloud instance ID [env ORBCAST_OTLP_USER]",
-        ),
-    ),
-    (
-        "otlp_token",
-        str | None,
-        _opt("--otlp-token", metavar="TOKEN", help="OTLP token [env ORBCAST_OTLP_TOKEN]"),
-    ),
-    (
-        "otlp_header",
-        list[str] | None,
-        _opt(
-            "--otlp-header",
-            metavar="K=V",
-            help="Extra OTLP header K=V, repeatable [env OTEL_EXPORTER_OTLP_HEADERS]",
-        ),
-    ),
-    (
-        "tempo_url",
-        str | None,
-        _opt("--tempo-url", metavar="URL", help="Tempo query URL [env ORBCAST_TEMPO_URL]"),
-    ),
-    (
-        "tempo_user",
-        str | None,
-        _opt("--tempo-user", metavar="ID", help="Tempo user (tenant ID) [env ORBCAST_TEMPO_USER]"),
-    ),
-    (
-        "tempo_token",
-        str | None,
-        _opt(
-            "--tempo-token",
-            metavar="TOKEN",
-            help="Tempo token; defaults to the OTLP token [env ORBCAST_TEMPO_TOKEN]",
-        ),
-    ),
-    (
-        "state_dir",
-        str | None,
-        _opt("--state-dir", metavar="DIR", help="Ledger and checkpoints directory [env ORBCAST_STATE_DIR]"),
+    *(
+        (param, list[str] | None if name == "otlp_headers" else str | None, _setting_option(name))
+        for param, name in _SETTING_FLAGS.items()
     ),
     (
         "profile",
@@ -130,19 +84,6 @@ _COMMON: list[tuple[str, Any, Any]] = [
     ("quiet", bool, _opt("--quiet", "-q", help="Only errors and data", panel=GENERAL)),
 ]
 _COMMON_NAMES = [name for name, _, _ in _COMMON]
-_SETTING_FLAGS = {
-    "openrouter_key": "openrouter_key",
-    "management_key": "management_key",
-    "openrouter_url": "openrouter_url",
-    "otlp_endpoint": "otlp_endpoint",
-    "otlp_user": "otlp_user",
-    "otlp_token": "otlp_token",
-    "otlp_header": "otlp_headers",
-    "tempo_url": "tempo_url",
-    "tempo_user": "tempo_user",
-    "tempo_token": "tempo_token",
-    "state_dir": "state_dir",
-}
 
 
 def make_runtime(common: dict[str, Any], extra_flags: dict[str, Any] | None = None) -> Runtime:
@@ -234,3 +175,15 @@ def parse_kv(items: list[str] | None, flag: str) -> dict[str, str]:
             raise UsageError(f"{flag} {item!r}: expected KEY=VALUE")
         out[key.strip()] = value.strip()
     return out
+
+
+def span_options(
+    settings: Settings, attr: list[str] | None, with_content: bool = False, privacy: bool = False
+) -> SpanOptions:
+    """The conversion options of a run: configured attributes overlaid with ``--attr K=V`` flags."""
+    return SpanOptions(
+        attrs={**settings.attrs, **parse_kv(attr, "--attr")},
+        api_key_metadata=settings.api_key_metadata,
+        include_content=with_content,
+        privacy=privacy,
+    )

@@ -110,7 +110,6 @@ class AnalyticsPacer:
         self.period = period * backoff_scale()
         self.clock = clock
         self.path: Path | None = None
-        self.waited = 0.0
         self._stamps: list[float] = []
         self._lock = threading.Lock()
         if state_dir and fcntl is not None:
@@ -127,7 +126,6 @@ class AnalyticsPacer:
             delay = self.reserve()
             if delay <= 0:
                 return
-            self.waited += delay
             sleep(delay)
 
     def reserve(self) -> float:

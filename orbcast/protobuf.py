@@ -290,10 +290,6 @@ def encode_request(request: Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> 
     return b"".join([resource_spans_fragment(rs) for rs in items])
 
 
-def join_fragments(fragments: Iterable[bytes]) -> bytes:
-    return b"".join(fragments)
-
-
 # ----------------------------------------------------------------------------- responses
 
 

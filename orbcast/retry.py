@@ -71,9 +71,14 @@ class Backoff:
         return jittered * backoff_scale()
 
 
-def is_transport_error(exc: BaseException) -> bool:
-    """Dropped connections, resets, timeouts: the network failures worth a retry."""
-    return isinstance(exc, httpx.TransportError)
+DNS_MARKERS = (  # in a transport error's text (lower case): the host name did not resolve
+    "name or service not known",
+    "temporary failure in name resolution",
+    "nodename nor servname",
+    "no address associated",
+    "getaddrinfo",
+    "name resolution",
+)
 
 
 def describe_transport_error(exc: BaseException) -> str:
@@ -81,7 +86,7 @@ def describe_transport_error(exc: BaseException) -> str:
         return "timed out"
     if isinstance(exc, httpx.ConnectError):
         text = str(exc).lower()
-        if "name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
+        if any(marker in text for marker in DNS_MARKERS):
             return "DNS lookup failed (is the host name right?)"
         if "certificate" in text or "ssl" in text:
             return "TLS handshake failed"

@@ -23,6 +23,8 @@ from orbcast import tracing_diagnosis as td
 from orbcast.config import Settings
 from orbcast.errors import ExitCode
 from orbcast.retry import backoff_scale
+from orbcast.spans import encode_json
+from orbcast.timeparse import to_unix_nano
 
 TEST_SERVICE = "orbcast-test-connection"
 TEST_SPAN_NAME = "orbcast test-connection round trip"
@@ -33,7 +35,7 @@ MAX_WAIT = 2.0
 def labelled_span(now: datetime | None = None) -> tuple[str, bytes]:
     """One clearly labelled span under its own service name; returns (trace id, OTLP/JSON body)."""
     end = now or datetime.now(UTC)
-    end_ns = int(end.timestamp() * 1e9)
+    end_ns = to_unix_nano(end)
     trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
     span = {
         "traceId": trace_id,
@@ -51,15 +53,11 @@ def labelled_span(now: datetime | None = None) -> tuple[str, bytes]:
         {"key": "service.name", "value": {"stringValue": TEST_SERVICE}},
         {"key": "service.version", "value": {"stringValue": __version__}},
     ]
-    body = {
-        "resourceSpans": [
-            {
-                "resource": {"attributes": resource},
-                "scopeSpans": [{"scope": {"name": "orbcast", "version": __version__}, "spans": [span]}],
-            }
-        ]
+    rs = {
+        "resource": {"attributes": resource},
+        "scopeSpans": [{"scope": {"name": "orbcast", "version": __version__}, "spans": [span]}],
     }
-    return trace_id, orjson.dumps(body)
+    return trace_id, encode_json([rs])
 
 
 def has_spans(data: Any) -> bool:

@@ -33,6 +33,7 @@ from orbcast.spans import (
     _json_text,
     _s,
     _string_array,
+    attempt_span_id_for,
 )
 
 _dumps = orjson.dumps
@@ -239,7 +240,7 @@ def resource_spans_json_traced(
         value = attempt.get("model_permaslug")
         if isinstance(value, str) and value:
             attrs.append(_string_attr("span.metadata.model_permaslug", value))
-        span_id = hashlib.sha256(f"{gen_id}:attempt-{n}".encode()).hexdigest()[:16].encode()
+        span_id = attempt_span_id_for(gen_id, n).encode()
         name = _dumps(f"provider attempt {n}: {provider}")
         spans.append(
             _ATTEMPT % (trace_id, span_id, root_id, name, SPAN_KIND_CLIENT, a_start, a_end, b",".join(attrs))

@@ -152,7 +152,7 @@ def resource_spans(record: GenerationRecord, options: SpanOptions | None = None)
         spans.append(
             {
                 "traceId": trace_id,
-                "spanId": hashlib.sha256(f"{gen_id}:attempt-{n}".encode()).hexdigest()[:16],
+                "spanId": attempt_span_id_for(gen_id, n),
                 "parentSpanId": root_id,
                 "name": f"provider attempt {n}: {provider}",
                 "kind": SPAN_KIND_CLIENT,
@@ -278,11 +278,6 @@ def _content_attributes(a: list[dict[str, Any]], content: Mapping[str, Any]) -> 
     if completion:
         for key in ("gen_ai.completion", "trace.output", "span.output"):
             _add_content(a, key, completion)
-
-
-def export_request(resource_spans_list: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """An OTLP/HTTP JSON ``ExportTraceServiceRequest``."""
-    return {"resourceSpans": list(resource_spans_list)}
 
 
 def encode_json(resource_spans_list: Iterable[dict[str, Any]]) -> bytes:

@@ -134,7 +134,8 @@ class TraceSplitter:
                 end -= 1
             if buf[end] == _COMMA:
                 end -= 1
-            # the deprecated spanSet copy of spanSets[0] is cut out here, unparsed (see parse_piece)
+            # the deprecated spanSet copy of spanSets[0] is cut out here, unparsed (only a trace has keys
+            # of those names, and a JSON string cannot hold "spanSet":)
             i = buf.find(_SPANSET, start, end)
             j = buf.find(_SPANSETS, i, end) if i > 0 else -1
             out.append(buf[start:i] + buf[j + 1 : end + 1] if j > 0 else buf[start : end + 1])
@@ -161,20 +162,6 @@ class TraceSplitter:
 
 _SPANSET = b'"spanSet":'
 _SPANSETS = b',"spanSets":'
-
-
-def parse_piece(piece: bytes) -> dict[str, Any]:
-    """One trace of a search answer. The deprecated ``spanSet`` copy of ``spanSets[0]`` is cut out
-    unparsed (only a trace has keys of those names, and a JSON string cannot hold ``"spanSet":``)."""
-    i = piece.find(_SPANSET)
-    if i > 0:
-        j = piece.find(_SPANSETS, i)
-        if j > 0:
-            piece = piece[:i] + piece[j + 1 :]
-    doc = orjson.loads(piece)
-    if not isinstance(doc, dict):
-        raise ValueError("search trace is not a JSON object")
-    return doc
 
 
 # ----------------------------------------------------------------------------- trace by ID

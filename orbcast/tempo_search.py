@@ -31,6 +31,17 @@ DEFAULT_MAX = timedelta(hours=168)
 MIN_PIECE = timedelta(hours=1)
 
 
+def next_longest(exc: RangeTooLong, current: timedelta) -> timedelta:
+    """The next piece length after Tempo rejected ``current`` as too long: what Tempo allows, or half
+    of ``current`` when it does not say or allows no less; re-raises ``exc`` below :data:`MIN_PIECE`."""
+    allowed = timedelta(seconds=exc.max_seconds) if exc.max_seconds else current / 2
+    if allowed >= current:
+        allowed = current / 2
+    if allowed < MIN_PIECE:
+        raise exc
+    return allowed
+
+
 def plan_chunks(
     start: datetime,
     end: datetime,
@@ -117,12 +128,7 @@ def search_window(
                     on_page(n, len(chunks))
             break
         except RangeTooLong as exc:
-            current = longest or (end - start)
-            allowed = timedelta(seconds=exc.max_seconds) if exc.max_seconds else current / 2
-            if allowed >= current:
-                allowed = current / 2
-            if allowed < MIN_PIECE:
-                raise
+            allowed = next_longest(exc, longest or (end - start))
             longest = allowed
             outcome.longest = allowed
             outcome.notes.append(

@@ -66,7 +66,9 @@ def parse_time(text: str, *, now: datetime | None = None, option: str = "time") 
         try:
             with warnings.catch_warnings():  # an unknown zone name would silently read as UTC
                 warnings.simplefilter("error", dateparser.UnknownTimezoneWarning)
-                parsed = dateparser.parse(value)
+                # missing date parts ("8pm") come from `now`, not from the machine's clock
+                today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+                parsed = dateparser.parse(value, default=today)
         except dateparser.UnknownTimezoneWarning:
             raise UsageError(
                 f"{option}: unknown time zone name in {text!r}; give an offset like +02:00, or Z for UTC"

@@ -15,7 +15,6 @@ from orbcast import options
 from orbcast.cli import run
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
 DATA = Path(__file__).resolve().parent / "data"
 
 _PREFIXES = ("ORBCAST_", "OPENROUTER_", "OTEL_", "XDG_")
@@ -35,6 +34,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ORBCAST_CONFIG", str(home / "orbcast.toml"))
     monkeypatch.setenv("ORBCAST_STATE_DIR", str(home / "state"))
     monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("ORBCAST_BACKOFF_SCALE", "0.001")  # retries and pacing cost no wall time in tests
     monkeypatch.setenv("COLUMNS", "200")
     options._state.update({"verbose": False, "quiet": False, "profile": None})
     return home

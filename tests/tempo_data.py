@@ -4,11 +4,16 @@ time so that its push happened a chosen while ago, plus the exact push batch tha
 from __future__ import annotations
 
 import copy
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from tests.fake_tempo import FakeTempo
 
 DATA = Path(__file__).resolve().parent / "data" / "tempo"
 NS = 1_000_000_000
@@ -96,6 +101,15 @@ def load(push_ns: int, *, run: str = "default", old_shift_h: float = 0.0) -> Dat
         if isinstance(bounds, list)
     }
     return Dataset(generations, batch, push_ns, windows)
+
+
+@contextmanager
+def loaded_tempo(**options: Any) -> Iterator[tuple[FakeTempo, Dataset]]:
+    """A running FakeTempo (``options`` go to it) holding the default run, pushed 20 minutes ago."""
+    with FakeTempo(**options) as server:
+        dataset = load(time.time_ns() - 20 * 60 * NS)
+        server.push(dataset.batch, ingested_ns=dataset.push_ns)
+        yield server, dataset
 
 
 def percentile(values: list[float], q: float) -> float:

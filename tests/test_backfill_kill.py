@@ -105,8 +105,7 @@ def test_sigkill_mid_run_then_rerun_delivers_everything_once(receiver: FakeOtlp,
 
     ids = {d["id"] for d in dicts}
     assert receiver.generation_ids() == ids  # every generation's spans arrived ...
-    expected_spans = {(trace_id_for(d["id"]), None) for d in dicts}
-    assert {t for t, _ in receiver.spans} == {t for t, _ in expected_spans}
+    assert receiver.trace_ids() == {trace_id_for(d["id"]) for d in dicts}
     spans_per_gen = {d["id"]: 1 + len(d["provider_responses"]) for d in dicts}
     assert len(receiver.spans) == sum(spans_per_gen.values())
     rows = _ledger(tmp_path, receiver)
@@ -114,7 +113,6 @@ def test_sigkill_mid_run_then_rerun_delivers_everything_once(receiver: FakeOtlp,
     receipts = receiver.receipts()
     acknowledged_first = {g for g, _, run in rows if run in killed_run}
     assert all(receipts[g] == 1 for g in acknowledged_first)  # what run 1 recorded was not sent again
-    assert "resumed" in err.decode() or summary["resumed"]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "ctrl-c"])

@@ -19,11 +19,6 @@ WINDOW = ["--from", START.isoformat(), "--to", (START + timedelta(minutes=5 * 60
 Cli = Callable[..., Result]
 
 
-@pytest.fixture(autouse=True)
-def fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ORBCAST_BACKOFF_SCALE", "0.001")
-
-
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenRouter]:
     with FakeOpenRouter(GENS) as server:

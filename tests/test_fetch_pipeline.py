@@ -21,11 +21,6 @@ START = (datetime.now(UTC) - timedelta(days=2)).replace(second=0, microsecond=0)
 GENS = make_generations(400, START, timedelta(minutes=1))
 
 
-@pytest.fixture(autouse=True)
-def fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ORBCAST_BACKOFF_SCALE", "0.001")
-
-
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenRouter]:
     with FakeOpenRouter(GENS) as server:

@@ -14,7 +14,7 @@ from orbcast.report import GenerationRow, Report, build_report
 from tests import tempo_data
 from tests.conftest import Result
 from tests.fake_tempo import FakeTempo
-from tests.tempo_data import NS, Generation, percentile
+from tests.tempo_data import Generation, percentile
 
 Cli = Callable[..., Result]
 
@@ -119,9 +119,7 @@ def test_enforce_lists_every_breach(report: tuple[Report, list[Generation]]) -> 
 
 @pytest.fixture
 def tempo(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTempo]:
-    with FakeTempo() as server:
-        dataset = tempo_data.load(time.time_ns() - 20 * 60 * NS)
-        server.push(dataset.batch, ingested_ns=dataset.push_ns)
+    with tempo_data.loaded_tempo() as (server, _):
         monkeypatch.setenv("ORBCAST_TEMPO_URL", server.url)
         yield server
 

@@ -11,19 +11,15 @@ from dateutil import parser as dateparser
 
 from orbcast.analytics import SUMMARY_ESTIMATED, count_generations, iter_slices
 from orbcast.config import load_settings
+from orbcast.errors import OrbcastError
 from orbcast.fetching import FetchEvent, FetchOptions, FetchStats, iter_records
 from orbcast.openrouter import KeyRef, OpenRouterClient
 from orbcast.records import GenerationRecord
 from orbcast.sources import Problems, SourceSpec
-from orbcast.timeparse import Window
+from orbcast.timeparse import Window, iso
 from tests.fake_openrouter import MGMT_KEY, FakeOpenRouter, make_generations
 
 START = (datetime.now(UTC) - timedelta(days=80)).replace(minute=0, second=0, microsecond=0)
-
-
-@pytest.fixture(autouse=True)
-def fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ORBCAST_BACKOFF_SCALE", "0.001")
 
 
 def open_client(fake: FakeOpenRouter, tmp_path: Path) -> OpenRouterClient:
@@ -52,9 +48,8 @@ def test_a_long_window_is_split_into_slices_of_at_most_31_days(tmp_path: Path) -
         assert body["dimensions"] == ["generation_id", "api_key_id"]
     # Together the slices cover the window exactly, in order, without gaps.
     ranges = [(b["time_range"]["start"], b["time_range"]["end"]) for b in sent]
-    assert ranges[0][0].startswith(START.strftime("%Y-%m-%dT%H")) and all(
-        a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False)
-    )
+    assert ranges[0][0] == iso(window.start) and ranges[-1][1] == iso(window.end)
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
 
 
 def test_truncated_slices_are_bisected_until_every_id_is_found(tmp_path: Path) -> None:
@@ -63,10 +58,14 @@ def test_truncated_slices_are_bisected_until_every_id_is_found(tmp_path: Path) -
     with FakeOpenRouter(gens, truncate_at=60) as fake, open_client(fake, tmp_path) as client:
         splits: list[int] = []
         pieces = list(iter_slices(client, window, on_split=lambda: splits.append(1)))
+        sent = bodies(fake)
     ids = [row["generation_id"] for piece in pieces for row in piece.rows]
     assert set(ids) == {g["id"] for g in gens}
-    assert splits and not any(piece.truncated for piece in pieces)
-    assert all(len(piece.rows) <= 60 for piece in pieces)
+    assert not any(piece.truncated for piece in pieces)
+    # 400 ids at most 60 an answer: the window was split, and every truncated answer was asked again.
+    assert len(pieces) >= 7 and splits and len(sent) == len(pieces) + len(splits)
+    assert pieces[0].start == window.start and pieces[-1].end == window.end
+    assert all(a.end == b.start for a, b in zip(pieces, pieces[1:], strict=False))
 
 
 def test_a_minute_still_truncated_is_reported(tmp_path: Path) -> None:
@@ -85,6 +84,18 @@ def test_count_query_and_string_counts(tmp_path: Path) -> None:
     with FakeOpenRouter(gens) as fake, open_client(fake, tmp_path) as client:
         assert count_generations(client, Window(START, START + timedelta(days=2))) == 25
         assert "dimensions" not in bodies(fake)[0]
+
+
+def test_a_rejected_count_query_costs_only_the_estimate(tmp_path: Path) -> None:
+    window = Window(START, START + timedelta(days=2))
+    gens = make_generations(5, START, timedelta(hours=1))
+    with FakeOpenRouter(gens) as fake, open_client(fake, tmp_path) as client:
+        fake.fail("analytics", 400)
+        assert count_generations(client, window) is None
+        fake.fail("analytics", 418)  # not a rejection: an answer nobody expects is reported
+        with pytest.raises(OrbcastError) as info:
+            count_generations(client, window)
+    assert "HTTP 418" in info.value.message
 
 
 def run_summary(

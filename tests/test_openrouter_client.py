@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -25,11 +26,6 @@ from tests.fake_openrouter import API_KEY, MGMT_KEY, FakeOpenRouter, make_genera
 NOW = datetime.now(UTC)
 OLD = make_generations(5, NOW - timedelta(days=3), timedelta(minutes=1))
 RECENT = make_generations(3, NOW - timedelta(minutes=1), timedelta(seconds=1), first=100)
-
-
-@pytest.fixture(autouse=True)
-def fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ORBCAST_BACKOFF_SCALE", "0.001")
 
 
 @pytest.fixture
@@ -63,11 +59,15 @@ def test_transient_statuses_are_retried(fake: FakeOpenRouter, status: int) -> No
     assert len(fake.requests("generation")) == 4
 
 
-def test_dropped_connection_and_timeout_are_retried(fake: FakeOpenRouter) -> None:
+def test_dropped_connection_and_timeout_are_retried(
+    fake: FakeOpenRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The policy's time budget (300 s) scaled to 6 s: room for a 1 s timeout, waits of a few ms.
+    monkeypatch.setenv("ORBCAST_BACKOFF_SCALE", "0.02")
     fake.fail("generation", "drop", times=2)
-    fake.fail("generation", "slow", delay=0.5)
+    fake.fail("generation", "slow", delay=3.0)  # far past the 1 s timeout; other answers take ms
     reasons: list[str] = []
-    with client(fake, timeout=0.2, on_retry=lambda what, reason, wait: reasons.append(reason)) as c:
+    with client(fake, timeout=1.0, on_retry=lambda what, reason, wait: reasons.append(reason)) as c:
         assert c.generation(OLD[2]["id"])["id"] == OLD[2]["id"]
     assert reasons == ["connection dropped", "connection dropped", "timed out"]
 
@@ -108,10 +108,26 @@ def test_limiter_grows_back_after_successes() -> None:
 def test_limiter_stop_cancels_waiters() -> None:
     stop = threading.Event()
     limiter = AdaptiveLimiter(1, stop)
-    limiter.acquire()
+    limiter.acquire()  # the only slot is held: the next acquire() blocks
+    outcome: list[BaseException | None] = []
+
+    def waiter() -> None:
+        try:
+            limiter.acquire()
+            outcome.append(None)
+        except Cancelled as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=waiter, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while limiter._waiting == 0 and time.monotonic() < deadline:  # until it is really waiting
+        time.sleep(0.005)
+    assert limiter._waiting == 1 and not outcome
     stop.set()
-    with pytest.raises(Cancelled):
-        limiter.acquire()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], Cancelled)
 
 
 def test_late_404_is_retried_until_the_generation_appears(fake: FakeOpenRouter) -> None:

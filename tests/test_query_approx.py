@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -14,7 +14,6 @@ from werkzeug import Request, Response
 from tests import tempo_data
 from tests.conftest import Result
 from tests.fake_tempo import FakeTempo
-from tests.tempo_data import NS
 
 Cli = Callable[..., Result]
 DATA = tempo_data.DATA
@@ -74,20 +73,16 @@ def test_recorded_metrics_answers(cli: Cli, httpserver: HTTPServer, monkeypatch:
     assert groups["(none)"]["p50_ms"] == pytest.approx(nil_p50 * 1000)
 
 
-def _fake(slack_s: int, monkeypatch: pytest.MonkeyPatch) -> tuple[FakeTempo, tempo_data.Dataset]:
-    server = FakeTempo(slack_s=slack_s).__enter__()
-    dataset = tempo_data.load(time.time_ns() - 20 * 60 * NS)
-    server.push(dataset.batch, ingested_ns=dataset.push_ns)
-    monkeypatch.setenv("ORBCAST_TEMPO_URL", server.url)
-    return server, dataset
+@contextmanager
+def _fake(slack_s: int, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeTempo, tempo_data.Dataset]]:
+    with tempo_data.loaded_tempo(slack_s=slack_s) as (server, dataset):
+        monkeypatch.setenv("ORBCAST_TEMPO_URL", server.url)
+        yield server, dataset
 
 
 def test_counts_and_costs_per_model(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    server, dataset = _fake(96 * 3600, monkeypatch)
-    try:
+    with _fake(96 * 3600, monkeypatch) as (_, dataset):
         data = orjson.loads(cli("query", "--approx", "--since", "1h", "-o", "json").stdout)
-    finally:
-        server.__exit__()
     recent = dataset.where(age_class="recent")
     groups = {g["key"]: g for g in data["groups"]}
     assert set(groups) == {g.model for g in recent}
@@ -101,11 +96,8 @@ def test_counts_and_costs_per_model(cli: Cli, monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_default_settings_undercount_backfill_and_say_so(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    server, dataset = _fake(120, monkeypatch)
-    try:
+    with _fake(120, monkeypatch) as (_, dataset):
         res = cli("query", "--approx", "--since", "1h")
-    finally:
-        server.__exit__()
     assert res.exit_code == 0
     count = int(res.stdout.split(" generations matched")[0].rsplit("· ", 1)[1].replace(",", ""))
     assert count < len(dataset.where(age_class="recent"))  # as recorded: metrics miss spans pushed late
@@ -113,14 +105,11 @@ def test_default_settings_undercount_backfill_and_say_so(cli: Cli, monkeypatch: 
 
 
 def test_windows_beyond_the_metrics_limit_are_cut(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    server, dataset = _fake(96 * 3600, monkeypatch)
-    try:
+    with _fake(96 * 3600, monkeypatch) as (server, dataset):
         data = orjson.loads(cli("query", "--approx", "--since", "3d", "-o", "json").stdout)
         windows = {
             (int(p["start"]), int(p["end"])) for path, p in server.requests if path == "/api/metrics/query"
         }
-    finally:
-        server.__exit__()
     assert data["totals"]["count"] == len(dataset.generations)
     assert data["totals"]["cost_usd"] == pytest.approx(sum(g.cost for g in dataset.generations))
     pieces = [w for w in windows if w[1] - w[0] <= 24 * 3600]
@@ -128,27 +117,21 @@ def test_windows_beyond_the_metrics_limit_are_cut(cli: Cli, monkeypatch: pytest.
 
 
 def test_approx_has_no_rows_and_scopes_follow_by(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    server, _ = _fake(96 * 3600, monkeypatch)
-    try:
+    with _fake(96 * 3600, monkeypatch):
         assert cli("query", "--approx", "-o", "csv").exit_code == 2
         scoped = cli("query", "--approx", "--since", "1h", "--fail-if", "provider=OpenAI: count < 1")
-    finally:
-        server.__exit__()
     assert scoped.exit_code == 2 and "--by" in scoped.stderr
 
 
 def test_partial_metrics_answers_mark_truncated(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    server, _ = _fake(96 * 3600, monkeypatch)
-    original = server.metrics
+    with _fake(96 * 3600, monkeypatch) as (server, _):
+        original = server.metrics
 
-    def partial(params: dict[str, str]) -> tuple[int, Any]:
-        status, body = original(params)
-        return status, {**body, "status": "PARTIAL", "message": "Response exceeds maximum series limit"}
+        def partial(params: dict[str, str]) -> tuple[int, Any]:
+            status, body = original(params)
+            return status, {**body, "status": "PARTIAL", "message": "Response exceeds maximum series limit"}
 
-    server.metrics = partial  # type: ignore[method-assign]
-    try:
+        server.metrics = partial  # type: ignore[method-assign]
         data = orjson.loads(cli("query", "--approx", "--since", "1h", "-o", "json").stdout)
-    finally:
-        server.__exit__()
     assert data["truncated"] is True
     assert any("maximum series limit" in w for w in data["warnings"])

@@ -27,9 +27,7 @@ Tempo = tuple[FakeTempo, Dataset]
 @pytest.fixture
 def tempo(monkeypatch: pytest.MonkeyPatch) -> Iterator[Tempo]:
     monkeypatch.setenv("ORBCAST_BACKOFF_SCALE", "0.001")
-    with FakeTempo() as server:
-        dataset = tempo_data.load(time.time_ns() - 20 * 60 * NS)
-        server.push(dataset.batch, ingested_ns=dataset.push_ns)
+    with tempo_data.loaded_tempo() as (server, dataset):
         monkeypatch.setenv("ORBCAST_TEMPO_URL", server.url)
         yield server, dataset
 

@@ -6,7 +6,6 @@ Adding a key is a compatible change (update this test and the README); renaming 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -16,7 +15,6 @@ import pytest
 from tests import tempo_data
 from tests.conftest import Result
 from tests.fake_tempo import FakeTempo
-from tests.tempo_data import NS
 
 Cli = Callable[..., Result]
 
@@ -40,9 +38,7 @@ ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 @pytest.fixture
 def tempo(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTempo]:
-    with FakeTempo(slack_s=96 * 3600) as server:
-        dataset = tempo_data.load(time.time_ns() - 20 * 60 * NS)
-        server.push(dataset.batch, ingested_ns=dataset.push_ns)
+    with tempo_data.loaded_tempo(slack_s=96 * 3600) as (server, _):
         monkeypatch.setenv("ORBCAST_TEMPO_URL", server.url)
         yield server
 

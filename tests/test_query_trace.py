@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 
 import orjson
@@ -11,16 +10,14 @@ import pytest
 from tests import tempo_data
 from tests.conftest import Result
 from tests.fake_tempo import FakeTempo
-from tests.tempo_data import NS, Dataset
+from tests.tempo_data import Dataset
 
 Cli = Callable[..., Result]
 
 
 @pytest.fixture
 def tempo(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeTempo, Dataset]]:
-    with FakeTempo() as server:
-        dataset = tempo_data.load(time.time_ns() - 20 * 60 * NS)
-        server.push(dataset.batch, ingested_ns=dataset.push_ns)
+    with tempo_data.loaded_tempo() as (server, dataset):
         monkeypatch.setenv("ORBCAST_TEMPO_URL", server.url)
         yield server, dataset
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,10 +15,9 @@ from werkzeug import Request, Response
 from orbcast.config import load_settings
 from orbcast.errors import EndpointNotFound, QueryRejected
 from orbcast.tempo import RangeTooLong, TempoClient, go_duration_seconds
-from orbcast.tempo_json import TraceSplitter, pad_trace_id, parse_piece, trace_spans
+from orbcast.tempo_json import TraceSplitter, pad_trace_id, trace_spans
 from tests import tempo_data
 from tests.fake_tempo import FakeTempo
-from tests.tempo_data import NS
 
 DATA = tempo_data.DATA
 
@@ -43,9 +41,7 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def fake() -> Iterator[tuple[FakeTempo, tempo_data.Dataset]]:
-    with FakeTempo() as server:
-        dataset = tempo_data.load(time.time_ns() - 20 * 60 * NS)
-        server.push(dataset.batch, ingested_ns=dataset.push_ns)
+    with tempo_data.loaded_tempo() as (server, dataset):
         yield server, dataset
 
 
@@ -84,7 +80,7 @@ def test_splitter_cuts_a_streamed_search_body_into_traces(chunk: int) -> None:
     body = recorded("search-select-last1h-limit5.default")["response"]["body"]
     raw = orjson.dumps(body)  # compact, traceID first: what Tempo writes
     splitter = TraceSplitter()
-    traces = [parse_piece(p) for i in range(0, len(raw), chunk) for p in splitter.feed(raw[i : i + chunk])]
+    traces = [orjson.loads(p) for i in range(0, len(raw), chunk) for p in splitter.feed(raw[i : i + chunk])]
     traces += splitter.finish()
 
     def without_copy(items: list[dict[str, Any]]) -> list[dict[str, Any]]:  # the deprecated duplicate
@@ -104,7 +100,7 @@ def test_splitter_cuts_the_spanset_copy_only_within_its_own_trace() -> None:
     whole = [*traces[:2], *odd, *traces[:2]]
     raw = orjson.dumps({"traces": whole, "metrics": body["metrics"]})
     splitter = TraceSplitter()
-    parsed = [parse_piece(p) for i in range(0, len(raw), 100) for p in splitter.feed(raw[i : i + 100])]
+    parsed = [orjson.loads(p) for i in range(0, len(raw), 100) for p in splitter.feed(raw[i : i + 100])]
     parsed += splitter.finish()
     assert [t["traceID"] for t in parsed] == [t["traceID"] for t in whole]
     assert parsed[2] == odd[0] and parsed[3] == odd[1]  # nothing cut across two traces

@@ -28,14 +28,19 @@ def recorded(name: str) -> dict[str, Any]:
 
 @pytest.fixture
 def fake() -> Iterator[tuple[FakeTempo, tempo_data.Dataset]]:
-    with FakeTempo() as server:
-        dataset = tempo_data.load(time.time_ns() - 20 * 60 * NS)
-        server.push(dataset.batch, ingested_ns=dataset.push_ns)
+    with tempo_data.loaded_tempo() as (server, dataset):
         yield server, dataset
 
 
 def get(server: FakeTempo, path: str, **params: Any) -> httpx.Response:
     return httpx.get(server.url + path, params=params, timeout=10)
+
+
+def search_last_hour(server: FakeTempo, fixture: dict[str, Any]) -> httpx.Response:
+    """The recorded search's query over the last hour (spss 100, limit 99)."""
+    now = int(time.time())
+    q = fixture["request"]["query"]["q"]
+    return get(server, "/api/search", q=q, start=now - 3600, end=now, spss=100, limit=99)
 
 
 def _strip_times(value: Any) -> Any:
@@ -54,16 +59,7 @@ def _strip_times(value: Any) -> Any:
 def test_search_with_select_matches_the_recording(fake: tuple[FakeTempo, tempo_data.Dataset]) -> None:
     server, dataset = fake
     fixture = recorded("search-select-last1h-limit5.default")
-    now = int(time.time())
-    answer = get(
-        server,
-        "/api/search",
-        q=fixture["request"]["query"]["q"],
-        start=now - 3600,
-        end=now,
-        spss=100,
-        limit=99,
-    )
+    answer = search_last_hour(server, fixture)
     assert answer.status_code == 200
     mine = {t["traceID"]: t for t in answer.json()["traces"]}
     for trace in fixture["response"]["body"]["traces"]:
@@ -74,16 +70,7 @@ def test_search_with_select_matches_the_recording(fake: tuple[FakeTempo, tempo_d
 def test_search_without_name_in_query_has_no_span_name(fake: tuple[FakeTempo, tempo_data.Dataset]) -> None:
     server, _ = fake
     fixture = recorded("search-error-last1h-spss100.default")
-    now = int(time.time())
-    body = get(
-        server,
-        "/api/search",
-        q=fixture["request"]["query"]["q"],
-        start=now - 3600,
-        end=now,
-        spss=100,
-        limit=99,
-    ).json()
+    body = search_last_hour(server, fixture).json()
     mine = {t["traceID"]: t for t in body["traces"]}
     # recorded 60 s after a default-settings push: only part of the recent errors were visible yet
     for trace in fixture["response"]["body"]["traces"]:

@@ -13,11 +13,10 @@ from orbcast.console import explain_interrupt
 from orbcast.errors import OrbcastError, PartialFailure, UsageError
 from orbcast.fetching import DEFAULT_CONCURRENCY as FETCH_CONCURRENCY
 from orbcast.fetching import MAX_CONCURRENCY as FETCH_MAX
-from orbcast.options import Output, Runtime, check_output, output_option, parse_kv, with_settings
+from orbcast.options import Output, Runtime, check_output, output_option, span_options, with_settings
 from orbcast.otlp import DEFAULT_BATCH_SPANS, DEFAULT_CONCURRENCY, JSON, MAX_CONCURRENCY, PROTOBUF
 from orbcast.otlpfile import FILE_KINDS, detect_kind
 from orbcast.sources import SourceSpec
-from orbcast.spans import SpanOptions
 from orbcast.timeparse import Window, resolve_window
 
 SELECT = "Selection"
@@ -300,14 +299,13 @@ def backfill(
         command="backfill",
         inputs=[spec],
         window=window,
-        span_options=_span_options(rt, attr, with_content, privacy),
+        span_options=span_options(rt.settings, attr, with_content, privacy or bool(rt.settings.privacy)),
         encoding=encoding.value,
         gzip=gzip,
         batch_spans=batch_spans,
         concurrency=concurrency,
         fetch_concurrency=fetch_concurrency,
         detail=detail.value,
-        with_content=with_content,
         strict=strict,
         dry_run=dry_run,
         skip_existing=skip_existing,
@@ -355,13 +353,12 @@ def replay(
         command="replay",
         inputs=inputs,
         window=_window(since, from_, to, default=None),
-        span_options=_span_options(rt, attr, with_content, privacy),
+        span_options=span_options(rt.settings, attr, with_content, privacy or bool(rt.settings.privacy)),
         encoding=encoding.value,
         gzip=gzip,
         batch_spans=batch_spans,
         concurrency=concurrency,
         fetch_concurrency=fetch_concurrency,
-        with_content=with_content,
         strict=strict,
         dry_run=dry_run,
         skip_existing=skip_existing,
@@ -369,16 +366,6 @@ def replay(
         verify=verify,
     )
     _execute(rt, plan, output, write_otlp)
-
-
-def _span_options(rt: Runtime, attr: list[str] | None, with_content: bool, privacy: bool) -> SpanOptions:
-    attrs = {**rt.settings.attrs, **parse_kv(attr, "--attr")}
-    return SpanOptions(
-        attrs=attrs,
-        api_key_metadata=rt.settings.api_key_metadata,
-        include_content=with_content,
-        privacy=privacy or bool(rt.settings.privacy),
-    )
 
 
 backfill.__doc__ = BACKFILL_HELP

@@ -19,7 +19,7 @@ import typer
 
 from orbcast.demo import DAYS, DEFAULT_COUNT, DEFAULT_SEED, generate
 from orbcast.errors import UsageError
-from orbcast.options import Output, Runtime, check_output, output_option, parse_kv, with_settings
+from orbcast.options import Output, Runtime, check_output, output_option, span_options, with_settings
 from orbcast.readback import build_row, split_values
 from orbcast.records import GenerationRecord
 from orbcast.report import (
@@ -199,10 +199,7 @@ def demo(
     if not by.strip():
         raise UsageError("--by needs a grouping: model, provider, user, session, api-key or an attribute")
     moment = parse_time(now, option="--now") if now else datetime.now(UTC).replace(microsecond=0)
-    options = SpanOptions(
-        attrs={**rt.settings.attrs, **parse_kv(attr, "--attr")},
-        api_key_metadata=rt.settings.api_key_metadata,
-    )
+    options = span_options(rt.settings, attr)
     records = generate(count=count, seed=seed, now=moment)
     written = write_otlp(records, out, options, group_by=by)
     window = {"from": iso(moment - timedelta(days=DAYS)), "to": iso(moment)}

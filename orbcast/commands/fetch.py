@@ -128,8 +128,7 @@ class FetchProgress:
     def finish(self, stats: FetchStats) -> None:
         """Draw the final counts (updates are throttled, so the last one may be missing)."""
         if self.bar is not None and self.task is not None:
-            self.last = 0.0
-            self(FetchEvent("done", stats))
+            self(FetchEvent("done", stats))  # not a "progress" event: drawn whatever the throttle
 
     def __call__(self, event: FetchEvent) -> None:
         stats = event.stats
